@@ -1,0 +1,1 @@
+"""genvid_devstack"""

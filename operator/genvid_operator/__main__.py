@@ -1,0 +1,35 @@
+"""`python -m genvid_operator`: run the operator for the configured namespace.
+
+One active operator per cluster (the Deployment uses strategy Recreate), so kopf peering is
+off; the liveness endpoint serves the kubelet's probe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import kopf
+
+from genvid_operator import handlers  # noqa: F401  (registers the handlers)
+from genvid_operator.config import Settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="genvid-operator", description=__doc__)
+    parser.add_argument("--liveness", default="http://127.0.0.1:8081/healthz")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args()
+    settings = Settings()
+    kopf.configure(verbose=args.verbose)
+    asyncio.run(
+        kopf.operator(
+            namespaces=[settings.namespace],
+            standalone=True,
+            liveness_endpoint=args.liveness,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

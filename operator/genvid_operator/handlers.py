@@ -1,0 +1,96 @@
+"""kopf handlers: they only route triggers to `reconcile`; the decisions live in `phases`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+from prometheus_client import start_http_server
+
+from genvid_operator.config import Settings
+from genvid_operator.events import EventPublisher
+from genvid_operator.jobspec import GENERATION_LABEL, GROUP, MANAGED_BY, PLURAL, VERSION
+from genvid_operator.kube import Kube, api_client
+from genvid_operator.mirror import JobMirror
+from genvid_operator.phases import TERMINAL
+from genvid_operator.reconcile import Context, reconcile, unsynced
+
+_RESYNC_SECONDS = Settings().resync_seconds
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Idle watch streams can go silent without an error: make them reconnect (kopf #698).
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+    settings.networking.request_timeout = 30
+    settings.posting.level = logging.WARNING
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    config = Settings()
+    if config.metrics_port:
+        start_http_server(config.metrics_port)
+    memo.ctx = Context(
+        settings=config,
+        kube=Kube(await api_client()),
+        events=await EventPublisher.connect(config.nats_url),
+        mirror=await JobMirror.connect(config.database_url) if config.database_url else None,
+    )
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    ctx: Context | None = getattr(memo, "ctx", None)
+    if ctx is None:
+        return
+    await ctx.events.close()
+    if ctx.mirror is not None:
+        await ctx.mirror.close()
+    await ctx.kube.close()
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def generation_changed(
+    type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    assert namespace, "VideoGeneration is namespaced"
+    if type == "DELETED":
+        memo.ctx.forget(namespace, name)
+        return
+    await reconcile(memo.ctx, namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
+async def job_changed(
+    labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    assert namespace, "Jobs and pods are namespaced"
+    await reconcile(memo.ctx, namespace, labels[GENERATION_LABEL])
+
+
+@kopf.on.event("", "v1", "pods", labels={GENERATION_LABEL: kopf.PRESENT})
+async def pod_changed(
+    labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+) -> None:
+    assert namespace, "Jobs and pods are namespaced"
+    await reconcile(memo.ctx, namespace, labels[GENERATION_LABEL])
+
+
+def _unsettled(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL or unsynced(dict(status))
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=_RESYNC_SECONDS, when=_unsettled)
+async def resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Level-triggered safety net: a missed event or a failed pass is retried here."""
+    assert namespace, "VideoGeneration is namespaced"
+    await reconcile(memo.ctx, namespace, name)

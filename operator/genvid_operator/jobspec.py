@@ -1,0 +1,149 @@
+"""The worker Job for a VideoGeneration, built as a plain dict by pure functions.
+
+Retries belong to Kubernetes: the Job's podFailurePolicy fails it at once on the worker's
+permanent-failure exit code and counts every other failure against backoffLimit, and the Job
+controller spaces the retries with its exponential back-off (10 s, 20 s, 40 s, ... capped at
+6 min). The operator only reads the outcome.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from genvid_operator.config import Settings
+
+GROUP = "genvid.io"
+VERSION = "v1alpha1"
+PLURAL = "videogenerations"
+KIND = "VideoGeneration"
+
+CONTAINER = "worker"
+GENERATION_LABEL = "genvid.io/generation"
+MANAGED_BY = "genvid-operator"
+
+# The worker's exit codes (see genvid_worker): 3 = permanent failure, 75 = retryable (EX_TEMPFAIL).
+EXIT_PERMANENT = 3
+EXIT_RETRYABLE = 75
+
+
+def job_name(generation: str) -> str:
+    """Deterministic, so a restarted operator finds the Job instead of making a second one."""
+    return f"genvid-{generation}"
+
+
+def labels(generation: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "genvid-worker",
+        "app.kubernetes.io/part-of": "genvid",
+        "app.kubernetes.io/managed-by": MANAGED_BY,
+        GENERATION_LABEL: generation,
+    }
+
+
+def price_per_second(settings: Settings, model: str) -> Decimal | None:
+    return settings.prices_usd_per_second.get(model)
+
+
+def worker_args(name: str, spec: dict[str, Any], price: Decimal) -> list[str]:
+    args = [
+        "--job_id", name,
+        "--prompt", spec["prompt"],
+        "--model", spec["model"],
+        "--duration_seconds", str(spec["durationSeconds"]),
+        "--aspect_ratio", spec["aspectRatio"],
+        "--price_usd_per_second", str(price),
+    ]  # fmt: skip
+    if spec.get("negativePrompt"):
+        args += ["--negative_prompt", spec["negativePrompt"]]
+    if spec.get("seed") is not None:
+        args += ["--seed", str(spec["seed"])]
+    return args
+
+
+def build_job(vg: dict[str, Any], settings: Settings, price: Decimal) -> dict[str, Any]:
+    meta = vg["metadata"]
+    name = meta["name"]
+    pod_labels = labels(name)
+    config_name = settings.worker_config_name
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(name),
+            "namespace": meta["namespace"],
+            "labels": pod_labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": KIND,
+                    "name": name,
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "backoffLimit": settings.max_retries,
+            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+            "podFailurePolicy": {
+                "rules": [
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {
+                            "containerName": CONTAINER,
+                            "operator": "In",
+                            "values": [EXIT_PERMANENT],
+                        },
+                    },
+                    # Evictions and preemptions are not the worker's fault: retry for free.
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+                ]
+            },
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "serviceAccountName": settings.worker_service_account,
+                    # The worker needs no Kubernetes credentials.
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": 65532,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [
+                        {
+                            "name": CONTAINER,
+                            "image": settings.worker_image,
+                            "command": list(settings.worker_command),
+                            "args": worker_args(name, vg["spec"], price),
+                            "envFrom": [
+                                {"configMapRef": {"name": config_name, "optional": True}},
+                                {"secretRef": {"name": config_name, "optional": True}},
+                            ],
+                            "terminationMessagePath": "/dev/termination-log",
+                            "terminationMessagePolicy": "FallbackToLogsOnError",
+                            "resources": {
+                                "requests": {
+                                    "cpu": settings.worker_cpu,
+                                    "memory": settings.worker_memory,
+                                },
+                                "limits": {"memory": settings.worker_memory},
+                            },
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "readOnlyRootFilesystem": True,
+                                "capabilities": {"drop": ["ALL"]},
+                            },
+                            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                        }
+                    ],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}}],
+                },
+            },
+        },
+    }

@@ -1,0 +1,36 @@
+"""Prometheus metrics. Labels stay low-cardinality: never a user, prompt or object name."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+TRANSITIONS = Counter(
+    "genvid_generation_transitions_total",
+    "VideoGeneration transitions, by phase entered and reason.",
+    ["phase", "reason"],
+)
+FINISHED = Counter(
+    "genvid_generations_finished_total",
+    "Generations that reached a final phase.",
+    ["phase", "model"],
+)
+COST = Counter(
+    "genvid_generation_cost_usd_total",
+    "Estimated spend on finished generations, in US dollars.",
+    ["model"],
+)
+QUEUE_WAIT = Histogram(
+    "genvid_generation_queue_wait_seconds",
+    "From Queued to the worker running.",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600),
+)
+GENERATION_DURATION = Histogram(
+    "genvid_generation_duration_seconds",
+    "From Queued to a final phase.",
+    ["phase"],
+    buckets=(5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 900),
+)
+JOBS_CREATED = Counter("genvid_worker_jobs_created_total", "Worker Jobs created.")
+RECONCILE_ERRORS = Counter(
+    "genvid_reconcile_errors_total", "Reconciliations that raised, by stage.", ["stage"]
+)

@@ -1,0 +1,73 @@
+"""Mirrors transitions into Postgres (`video_generation_jobs`), for the api's reads.
+
+The row is created by the api; the operator only moves it forward. `event_seq` makes the
+update idempotent and monotonic: replaying an old transition changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+_UPDATE = """
+UPDATE video_generation_jobs SET
+    status = $2, reason = $3, message = $4, attempts = $5,
+    bucket = $6, object_name = $7, poster_object = $8, size_bytes = $9,
+    video_duration_seconds = $10, cost_usd = $11, started_at = $12, finished_at = $13,
+    event_seq = $14, updated_at = now()
+WHERE id = $1 AND event_seq < $14
+"""
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
+
+
+class JobMirror:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, database_url: str) -> JobMirror:
+        dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        return cls(pool)
+
+    async def write(self, event: dict[str, Any]) -> bool:
+        """Apply the event; False when there is no row (a VideoGeneration made by hand)."""
+        job_id = _uuid(event["id"])
+        if job_id is None:
+            return False
+        cost = event.get("cost_usd")
+        result: str = await self._pool.execute(
+            _UPDATE,
+            job_id,
+            event["status"],
+            event.get("reason"),
+            event.get("message"),
+            event.get("attempts", 0),
+            event.get("bucket"),
+            event.get("object_name"),
+            event.get("poster_object"),
+            event.get("size_bytes"),
+            event.get("duration_seconds"),
+            Decimal(cost) if cost is not None else None,
+            _time(event.get("started_at")),
+            _time(event.get("finished_at")),
+            event["seq"],
+        )
+        return result != "UPDATE 0"
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,386 @@
+"""The one place that decides a VideoGeneration's phase.
+
+`decide` is pure: from the VideoGeneration, its Job and the Job's pods as they are now, it
+returns what to do (create or delete the Job) and the status the object should have. Handlers
+gather the inputs and carry out the decision; tests call `decide` without a cluster.
+
+    (new) -> Queued -> Running -> Succeeded | Failed
+      |        |          |
+      |        +----------+-----> Canceled   (spec.cancel)
+      +-> Rejected                           (unknown model, over the cost limit)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from genvid_operator.jobspec import CONTAINER, job_name
+
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = (
+    "Queued", "Running", "Succeeded", "Failed", "Canceled", "Rejected",
+)  # fmt: skip
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED, REJECTED})
+
+# The fields whose change is a transition: it gets the next eventSeq and is mirrored.
+_TRANSITION_FIELDS = ("phase", "reason", "message", "attempts")
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The settings `decide` needs, so it stays independent of how settings are loaded."""
+
+    price_usd_per_second: Decimal | None
+    max_cost_usd: Decimal
+    max_retries: int
+    active_deadline_seconds: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    status: Json | None = None
+    create_job: bool = False
+    delete_job: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def timestamp(now: dt.datetime) -> str:
+    return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(type_: str, status: bool, reason: str, message: str, now: str) -> Json:
+    return {
+        "type": type_,
+        "status": "True" if status else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now,
+    }
+
+
+def _conditions(old: list[Json], phase: str, reason: str, message: str, now: str) -> list[Json]:
+    """Accepted, Running and Finished, each keeping its time unless its status changes."""
+    desired = [
+        _condition(
+            "Accepted",
+            phase != REJECTED,
+            reason if phase == REJECTED else "Validated",
+            message if phase == REJECTED else "The request is within the limits.",
+            now,
+        ),
+        _condition("Running", phase == RUNNING, reason or phase, message, now),
+        _condition("Finished", phase in TERMINAL, reason or phase, message, now),
+    ]
+    previous = {c["type"]: c for c in old}
+    for condition in desired:
+        before = previous.get(condition["type"])
+        if before is not None and before["status"] == condition["status"]:
+            condition["lastTransitionTime"] = before["lastTransitionTime"]
+    return desired
+
+
+def with_transition(vg: Json, changes: Json, now: dt.datetime) -> Json | None:
+    """The full new status, or None when `changes` would not change anything."""
+    old: Json = vg.get("status") or {}
+    new = {**old, **changes}
+    new = {key: value for key, value in new.items() if value is not None}
+    if not new.get("phase"):
+        return None
+    stamp = timestamp(now)
+    new["conditions"] = _conditions(
+        old.get("conditions", []),
+        new["phase"],
+        new.get("reason", ""),
+        new.get("message", ""),
+        stamp,
+    )
+    new["observedGeneration"] = vg["metadata"].get("generation", 1)
+    if any(old.get(key) != new.get(key) for key in _TRANSITION_FIELDS):
+        new["eventSeq"] = int(old.get("eventSeq", 0)) + 1
+    if _same(old, new):
+        return None
+    return new
+
+
+def _same(old: Json, new: Json) -> bool:
+    def essence(status: Json) -> Json:
+        conditions = [
+            {k: v for k, v in c.items() if k != "lastTransitionTime"}
+            for c in status.get("conditions", [])
+        ]
+        return {**status, "conditions": conditions}
+
+    return essence(old) == essence(new)
+
+
+def worker_result(pod: Json) -> Json:
+    """The worker's JSON termination message, or what the kubelet reported instead."""
+    for container in pod.get("status", {}).get("containerStatuses") or []:
+        if container.get("name") != CONTAINER:
+            continue
+        terminated = (container.get("state") or {}).get("terminated")
+        if not terminated:
+            return {}
+        message = terminated.get("message") or ""
+        try:
+            parsed = json.loads(message)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict):
+            return parsed
+        return {
+            "status": "failed",
+            "reason": "WorkerCrashed",
+            "message": (message.strip() or terminated.get("reason") or "The worker failed.")[
+                -2000:
+            ],
+            "exit_code": terminated.get("exitCode"),
+        }
+    return {}
+
+
+def _pod_state(pod: Json) -> str:
+    for container in pod.get("status", {}).get("containerStatuses") or []:
+        if container.get("name") == CONTAINER:
+            state = container.get("state") or {}
+            if "running" in state:
+                return "running"
+            if "terminated" in state:
+                return "terminated"
+    return "waiting"
+
+
+def _finished_at(pod: Json) -> str:
+    for container in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if terminated.get("finishedAt"):
+            return str(terminated["finishedAt"])
+    return ""
+
+
+def _job_condition(job: Json) -> tuple[str, str] | None:
+    for condition in job.get("status", {}).get("conditions") or []:
+        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
+            return condition["type"], condition.get("reason", "")
+    return None
+
+
+def _attempts(job: Json) -> int:
+    status = job.get("status", {})
+    return (
+        int(status.get("failed") or 0)
+        + int(status.get("succeeded") or 0)
+        + int(status.get("active") or 0)
+    )
+
+
+def _estimated_cost(limits: Limits, seconds: int) -> Decimal | None:
+    if limits.price_usd_per_second is None:
+        return None
+    return limits.price_usd_per_second * seconds
+
+
+def _money(amount: Decimal | str) -> str:
+    return format(Decimal(amount).normalize(), "f")
+
+
+def decide(
+    vg: Json, job: Json | None, pods: list[Json], limits: Limits, now: dt.datetime
+) -> Decision:
+    spec: Json = vg["spec"]
+    status: Json = vg.get("status") or {}
+    phase = status.get("phase")
+    stamp = timestamp(now)
+
+    def transition(**changes: Any) -> Json | None:
+        return with_transition(vg, changes, now)
+
+    if phase in TERMINAL:
+        # A canceled generation's Job may still exist if deleting it failed earlier.
+        return Decision(delete_job=phase == CANCELED and job is not None)
+
+    if spec.get("cancel"):
+        return Decision(
+            status=transition(
+                phase=CANCELED,
+                reason="CanceledByUser",
+                message="Canceled at the owner's request.",
+                finishedAt=stamp,
+            ),
+            delete_job=job is not None,
+        )
+
+    if phase is None:
+        cost = _estimated_cost(limits, int(spec["durationSeconds"]))
+        if cost is None:
+            return Decision(
+                status=transition(
+                    phase=REJECTED,
+                    reason="UnknownModel",
+                    message=f"Model {spec['model']!r} is not offered.",
+                    finishedAt=stamp,
+                )
+            )
+        if cost > limits.max_cost_usd:
+            return Decision(
+                status=transition(
+                    phase=REJECTED,
+                    reason="CostLimitExceeded",
+                    message=(
+                        f"Estimated cost ${_money(cost)} is over the limit of "
+                        f"${_money(limits.max_cost_usd)} per generation."
+                    ),
+                    estimatedCostUSD=_money(cost),
+                    finishedAt=stamp,
+                )
+            )
+        return Decision(
+            status=transition(
+                phase=QUEUED,
+                reason="Accepted",
+                message="Waiting for a worker.",
+                attempts=0,
+                queuedAt=stamp,
+                jobName=job_name(vg["metadata"]["name"]),
+                estimatedCostUSD=_money(cost),
+            ),
+            create_job=job is None,
+        )
+
+    if job is None:
+        if phase == QUEUED:
+            return Decision(create_job=True)
+        return Decision(
+            status=transition(
+                phase=FAILED,
+                reason="JobLost",
+                message="The worker Job was deleted before it finished.",
+                finishedAt=stamp,
+            )
+        )
+
+    started = [pod for pod in pods if _pod_state(pod) != "waiting"]
+    attempts = max(int(status.get("attempts") or 0), _attempts(job), len(started))
+    if phase == QUEUED and started:
+        # Never skip Running, even when a worker finished before the operator saw it run.
+        first_start = min(pod["status"].get("startTime") or stamp for pod in started)
+        return Decision(
+            status=transition(
+                phase=RUNNING,
+                reason="Generating",
+                message=f"Generating (attempt 1 of {limits.max_retries + 1}).",
+                attempts=max(attempts, 1),
+                startedAt=first_start,
+            )
+        )
+
+    finished = _job_condition(job)
+    if finished is not None:
+        return Decision(status=_finished(vg, job, pods, limits, finished, attempts, now))
+
+    if any(_pod_state(pod) == "running" for pod in pods):
+        return Decision(
+            status=transition(
+                phase=RUNNING,
+                reason="Generating",
+                message=f"Generating (attempt {attempts} of {limits.max_retries + 1}).",
+                attempts=attempts,
+                nextAttemptAt=None,
+            )
+        )
+
+    failed = _latest_failure(pods)
+    if phase == RUNNING and failed:
+        result = worker_result(failed)
+        return Decision(
+            status=transition(
+                phase=RUNNING,
+                reason=result.get("reason") or "Retrying",
+                message=f"Retrying after: {result.get('message') or 'the worker failed'}",
+                attempts=attempts,
+                nextAttemptAt=_next_attempt(failed, int(job.get("status", {}).get("failed") or 1)),
+            )
+        )
+    return Decision()
+
+
+def _next_attempt(failed: Json, failures: int) -> str | None:
+    """When the Job controller will retry: 10 s doubled per failure, at most 6 min."""
+    finished = _finished_at(failed)
+    if not finished:
+        return None
+    delay = min(10 * 2 ** max(failures - 1, 0), 360)
+    at = dt.datetime.fromisoformat(finished.replace("Z", "+00:00")) + dt.timedelta(seconds=delay)
+    return timestamp(at)
+
+
+def _latest_failure(pods: list[Json]) -> Json | None:
+    failed = [pod for pod in pods if pod.get("status", {}).get("phase") == "Failed"]
+    return max(failed, key=_finished_at, default=None)
+
+
+def _finished(
+    vg: Json,
+    job: Json,
+    pods: list[Json],
+    limits: Limits,
+    condition: tuple[str, str],
+    attempts: int,
+    now: dt.datetime,
+) -> Json | None:
+    stamp = timestamp(now)
+    kind, job_reason = condition
+    if kind == "Complete":
+        succeeded = [pod for pod in pods if pod.get("status", {}).get("phase") == "Succeeded"]
+        result = worker_result(succeeded[0]) if succeeded else {}
+        output = {
+            "bucket": result.get("bucket"),
+            "object": result.get("object"),
+            "posterObject": result.get("poster_object"),
+            "sizeBytes": result.get("size_bytes"),
+            "durationSeconds": result.get("duration_seconds"),
+            "contentType": result.get("content_type"),
+        }
+        changes: Json = {
+            "phase": SUCCEEDED,
+            "reason": "Generated",
+            "message": "The preview is ready.",
+            "attempts": attempts,
+            "finishedAt": stamp,
+            "output": {k: v for k, v in output.items() if v is not None},
+            "providerOperation": result.get("operation"),
+            "nextAttemptAt": None,
+        }
+        if result.get("cost_usd") is not None:
+            changes["estimatedCostUSD"] = _money(result["cost_usd"])
+        return with_transition(vg, changes, now)
+    cost: str | None = None
+    if job_reason == "DeadlineExceeded":
+        reason = "DeadlineExceeded"
+        message = f"The generation did not finish within {limits.active_deadline_seconds} seconds."
+    else:
+        failed = _latest_failure(pods)
+        result = worker_result(failed) if failed else {}
+        reason = result.get("reason") or job_reason or "WorkerFailed"
+        message = result.get("message") or "The worker failed."
+        if job_reason == "BackoffLimitExceeded":
+            message = f"{message} (gave up after {attempts} attempts)"
+        cost = _money(result["cost_usd"]) if result.get("cost_usd") is not None else None
+        if reason == "SafetyFiltered":
+            cost = "0"
+    failure: Json = {
+        "phase": FAILED,
+        "reason": reason,
+        "message": message,
+        "attempts": attempts,
+        "finishedAt": stamp,
+        "nextAttemptAt": None,
+    }
+    if cost is not None:  # otherwise the estimate stands
+        failure["estimatedCostUSD"] = cost
+    return with_transition(vg, failure, now)

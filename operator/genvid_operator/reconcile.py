@@ -1,0 +1,141 @@
+"""One reconcile pass for one VideoGeneration: observe, decide, act, mirror.
+
+Every trigger (the VideoGeneration, its Job or its pods changed, or the periodic resync)
+runs the same level-triggered pass, one at a time per object. A transition is first written
+to the VideoGeneration's status (with the next eventSeq), then published to NATS and written
+to Postgres, then recorded as synced (syncedSeq). A pass never decides a new transition while
+an older one is unsynced, so an operator killed at any point loses no transition and
+publishes none twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from genvid_operator import metrics
+from genvid_operator.config import Settings
+from genvid_operator.events import EventPublisher, event_from
+from genvid_operator.jobspec import build_job, price_per_second
+from genvid_operator.kube import Kube
+from genvid_operator.mirror import JobMirror
+from genvid_operator.phases import QUEUED, RUNNING, TERMINAL, Limits, decide
+
+Json = dict[str, Any]
+log = logging.getLogger(__name__)
+
+# A pass follows at most this many transitions in a row (Queued -> Running -> Succeeded).
+_MAX_STEPS = 4
+
+
+@dataclass
+class Context:
+    settings: Settings
+    kube: Kube
+    events: EventPublisher
+    mirror: JobMirror | None
+    locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
+        default_factory=lambda: defaultdict(asyncio.Lock)
+    )
+
+    def limits(self, model: str) -> Limits:
+        return Limits(
+            price_usd_per_second=price_per_second(self.settings, model),
+            max_cost_usd=self.settings.max_cost_per_generation_usd,
+            max_retries=self.settings.max_retries,
+            active_deadline_seconds=self.settings.active_deadline_seconds,
+        )
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.locks.pop((namespace, name), None)
+
+
+def unsynced(status: Json) -> bool:
+    return int(status.get("eventSeq") or 0) > int(status.get("syncedSeq") or 0)
+
+
+async def reconcile(ctx: Context, namespace: str, name: str) -> None:
+    async with ctx.locks[(namespace, name)]:
+        for _ in range(_MAX_STEPS):
+            vg = await ctx.kube.get_generation(namespace, name)
+            if vg is None:
+                ctx.forget(namespace, name)
+                return
+            vg = await _sync(ctx, vg)
+            if not await _step(ctx, vg):
+                return
+
+
+async def _step(ctx: Context, vg: Json) -> bool:
+    """Decide and act once; True if the status moved (so another step may follow)."""
+    namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
+    job = await ctx.kube.get_job(namespace, name)
+    pods = await ctx.kube.list_pods(namespace, name) if job is not None else []
+    decision = decide(vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC))
+
+    if decision.delete_job:
+        await ctx.kube.delete_job(namespace, name)
+    if decision.status is None:
+        if decision.create_job:
+            await _create_job(ctx, vg)
+        return False
+    old = vg.get("status") or {}
+    vg = await ctx.kube.patch_status(namespace, name, old, decision.status)
+    _observe(vg, old)
+    if decision.create_job:
+        await _create_job(ctx, vg)
+    await _sync(ctx, vg)
+    return True
+
+
+async def _create_job(ctx: Context, vg: Json) -> None:
+    price = price_per_second(ctx.settings, vg["spec"]["model"])
+    assert price is not None, "decide() rejects unknown models"
+    if await ctx.kube.create_job(build_job(vg, ctx.settings, price)):
+        metrics.JOBS_CREATED.inc()
+
+
+async def _sync(ctx: Context, vg: Json) -> Json:
+    """Publish and mirror the current transition if that has not happened yet."""
+    status = vg.get("status") or {}
+    if not unsynced(status):
+        return vg
+    event = event_from(vg)
+    await ctx.events.publish_once(event)
+    if ctx.mirror is not None and not await ctx.mirror.write(event):
+        log.debug("no video_generation_jobs row for %s", event["id"])
+    namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
+    return await ctx.kube.patch_status(
+        namespace, name, status, {**status, "syncedSeq": status["eventSeq"]}
+    )
+
+
+def _seconds_between(start: str | None, end: str | None) -> float | None:
+    if not start or not end:
+        return None
+    parse = dt.datetime.fromisoformat
+    return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
+
+
+def _observe(vg: Json, old: Json) -> None:
+    status = vg.get("status") or {}
+    phase = status.get("phase", "")
+    if phase == old.get("phase") and status.get("reason") == old.get("reason"):
+        return
+    metrics.TRANSITIONS.labels(phase=phase, reason=status.get("reason") or "").inc()
+    if phase == RUNNING and old.get("phase") == QUEUED:
+        wait = _seconds_between(status.get("queuedAt"), status.get("startedAt"))
+        if wait is not None:
+            metrics.QUEUE_WAIT.observe(max(wait, 0))
+    if phase in TERMINAL and old.get("phase") not in TERMINAL:
+        model = vg["spec"]["model"]
+        metrics.FINISHED.labels(phase=phase, model=model).inc()
+        took = _seconds_between(status.get("queuedAt"), status.get("finishedAt"))
+        if took is not None:
+            metrics.GENERATION_DURATION.labels(phase=phase).observe(max(took, 0))
+        if status.get("estimatedCostUSD") and phase in ("Succeeded", "Failed"):
+            metrics.COST.labels(model=model).inc(float(status["estimatedCostUSD"]))
