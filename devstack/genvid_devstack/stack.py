@@ -183,6 +183,7 @@ def run(state: State) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # even where the parent shell ignored it
     state.prepare()
     state.pid_file.write_text(str(os.getpid()))
     stack: Stack | None = None
