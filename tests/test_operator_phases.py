@@ -178,6 +178,13 @@ def test_retryable_failure_keeps_running_and_says_when_it_retries() -> None:
     assert status["nextAttemptAt"] == "2026-11-24T07:59:10Z"
 
 
+def test_permanent_failure_waits_for_the_job_to_fail_instead_of_announcing_a_retry() -> None:
+    message = result_message(status="failed", reason="SafetyFiltered", retryable=False)
+    failed = pod("Failed", {"terminated": {"exitCode": EXIT_PERMANENT, "message": message}})
+    decision = decide(generation(running_status()), job(failed=1), [failed], LIMITS, NOW)
+    assert decision.status is None
+
+
 def test_retries_exhausted_fail_with_the_last_reason() -> None:
     message = result_message(status="failed", reason="ProviderUnavailable", message="500")
     pods = [pod("Failed", {"terminated": {"exitCode": 75, "message": message}}) for _ in range(4)]

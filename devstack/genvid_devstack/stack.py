@@ -19,7 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genvid_devstack.binaries import Binaries, ensure_binaries
+from genvid_devstack import apps
+from genvid_devstack.binaries import ensure_binaries
 from genvid_devstack.controlplane import NODE_NAME, start_control_plane
 from genvid_devstack.nats import start_nats
 from genvid_devstack.postgres import start_postgres
@@ -28,6 +29,8 @@ from genvid_devstack.state import REPO_ROOT, State
 from genvid_devstack.storage import start_storage
 
 BUCKET = "genvid-previews"
+NAMESPACE = "genvid"
+API_PORT = 8000
 CRD_DIR = REPO_ROOT / "crds"
 
 
@@ -73,7 +76,7 @@ def _node_ready(kubectl: Path, kubeconfig: Path) -> bool:
             "-o",
             "jsonpath={.status.conditions[?(@.type=='Ready')].status}",
         ],
-        env={"KUBECONFIG": str(kubeconfig)},
+        env={**os.environ, "KUBECONFIG": str(kubeconfig)},
         capture_output=True,
         text=True,
     )
@@ -82,7 +85,7 @@ def _node_ready(kubectl: Path, kubeconfig: Path) -> bool:
 
 def apply_crds(kubectl: Path, kubeconfig: Path) -> None:
     """Server-side apply, then wait until the apiserver serves them."""
-    env = {"KUBECONFIG": str(kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     for command in (
         ["apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR)],
         ["wait", "--for=condition=Established", "--timeout=60s", "-f", str(CRD_DIR)],
@@ -119,10 +122,9 @@ def _start_into(stack: Stack) -> None:
     stack._track(storage.process)
 
     external_kubeconfig = os.environ.get("KUBECONFIG")
-    binaries: Binaries | None = None
+    kubectl = Path(sys.executable).parent / "kubectl"
     if external_kubeconfig:
         kubeconfig = Path(external_kubeconfig)
-        kubectl = Path(sys.executable).parent / "kubectl"
     else:
         binaries = ensure_binaries()
         control_plane = start_control_plane(state, binaries)
@@ -146,7 +148,6 @@ def _start_into(stack: Stack) -> None:
         )
         stack._track(kubelet)
         kubeconfig = state.kubeconfig
-        kubectl = binaries.kubectl
         wait_until(
             lambda: _node_ready(kubectl, kubeconfig),
             what="kubelet (node Ready)",
@@ -156,14 +157,22 @@ def _start_into(stack: Stack) -> None:
         )
     apply_crds(kubectl, kubeconfig)
 
-    stack.env = {
+    env = {
         "DATABASE_URL": database_url,
         "NATS_URL": nats.url,
         "NATS_MONITOR_URL": nats.monitor_url,
         "STORAGE_EMULATOR_HOST": storage.emulator_host,
         "GENVID_BUCKET": storage.bucket,
         "KUBECONFIG": str(kubeconfig),
+        "GENVID_NAMESPACE": NAMESPACE,
     }
+    worker_env = apps.worker_env(storage.emulator_host, storage.bucket)
+    apps.kubectl_apply(kubectl, kubeconfig, apps.namespace_objects(NAMESPACE, worker_env))
+    apps.migrate(env)
+    stack._track(apps.start_operator(state, env, NAMESPACE))
+    api_port = state.port("api", preferred=API_PORT)
+    stack._track(apps.start_api(state, env, NAMESPACE, api_port))
+    stack.env = {**env, "GENVID_API_URL": f"http://127.0.0.1:{api_port}"}
     write_env_file(state.env_file, stack.env)
 
 

@@ -57,8 +57,8 @@ class State:
         self.root.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
 
-    def port(self, name: str) -> int:
-        """The port `name` had last time if it is still free, else a new free one.
+    def port(self, name: str, preferred: int | None = None) -> int:
+        """The port `name` had last time (or `preferred`) if it is still free, else a free one.
 
         Claimed once per run: later calls return the same port even though it is busy now.
         """
@@ -66,7 +66,7 @@ class State:
             return self._claimed[name]
         path = self.root / "ports.json"
         ports: dict[str, int] = json.loads(path.read_text()) if path.exists() else {}
-        port = ports.get(name)
+        port = ports.get(name, preferred)
         if port is None or tcp_open("127.0.0.1", port):
             port = free_port()
             while port in ports.values():

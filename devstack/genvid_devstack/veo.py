@@ -50,9 +50,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
-import av
-import httpx
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -201,6 +198,9 @@ def validate_predict(body: Any) -> tuple[str, dict[str, Any]]:
 
 def render_mp4(duration_seconds: int, aspect_ratio: str, fps: int = 24) -> bytes:
     """A tiny real H.264 MP4 (moov at the end, as a plain muxer writes it) with a moving bar."""
+    import av  # here, not at the top: starting the fake should not pay for codecs
+    import numpy as np
+
     width, height = (160, 90) if aspect_ratio == "16:9" else (90, 160)
     out = io.BytesIO()
     container: Any = av.open(out, mode="w", format="mp4")
@@ -372,6 +372,8 @@ async def _make_video(state: FakeVeoState, operation: Operation) -> dict[str, An
 
 async def _upload(emulator_host: str, bucket: str, name: str, data: bytes) -> None:
     """A simple media upload through the emulator's JSON API (no client library needed)."""
+    import httpx
+
     url = f"{emulator_host.rstrip('/')}/upload/storage/v1/b/{urllib.parse.quote(bucket, safe='')}/o"
     async with httpx.AsyncClient(trust_env=False, timeout=30) as client:
         response = await client.post(

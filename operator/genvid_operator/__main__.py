@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 import kopf
 
@@ -22,6 +23,9 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     kopf.configure(verbose=args.verbose)
+    if not args.verbose:
+        # kopf logs every handler call; transitions are logged by genvid_operator.reconcile.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
             namespaces=[settings.namespace],

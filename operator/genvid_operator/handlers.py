@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 from prometheus_client import start_http_server
 
+from genvid_operator import metrics
 from genvid_operator.config import Settings
 from genvid_operator.events import EventPublisher
 from genvid_operator.jobspec import GENERATION_LABEL, GROUP, MANAGED_BY, PLURAL, VERSION
@@ -58,6 +59,14 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await ctx.kube.close()
 
 
+async def _reconcile(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
+    try:
+        await reconcile(memo.ctx, namespace, name)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
+        raise
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def generation_changed(
     type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
@@ -66,7 +75,7 @@ async def generation_changed(
     if type == "DELETED":
         memo.ctx.forget(namespace, name)
         return
-    await reconcile(memo.ctx, namespace, name)
+    await _reconcile(memo, namespace, name, "generation")
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
@@ -74,7 +83,7 @@ async def job_changed(
     labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace, "Jobs and pods are namespaced"
-    await reconcile(memo.ctx, namespace, labels[GENERATION_LABEL])
+    await _reconcile(memo, namespace, labels[GENERATION_LABEL], "job")
 
 
 @kopf.on.event("", "v1", "pods", labels={GENERATION_LABEL: kopf.PRESENT})
@@ -82,7 +91,7 @@ async def pod_changed(
     labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace, "Jobs and pods are namespaced"
-    await reconcile(memo.ctx, namespace, labels[GENERATION_LABEL])
+    await _reconcile(memo, namespace, labels[GENERATION_LABEL], "pod")
 
 
 def _unsettled(status: kopf.Status, **_: Any) -> bool:
@@ -93,4 +102,4 @@ def _unsettled(status: kopf.Status, **_: Any) -> bool:
 async def resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Level-triggered safety net: a missed event or a failed pass is retried here."""
     assert namespace, "VideoGeneration is namespaced"
-    await reconcile(memo.ctx, namespace, name)
+    await _reconcile(memo, namespace, name, "resync")

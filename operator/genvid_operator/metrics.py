@@ -32,5 +32,7 @@ GENERATION_DURATION = Histogram(
 )
 JOBS_CREATED = Counter("genvid_worker_jobs_created_total", "Worker Jobs created.")
 RECONCILE_ERRORS = Counter(
-    "genvid_reconcile_errors_total", "Reconciliations that raised, by stage.", ["stage"]
+    "genvid_reconcile_errors_total",
+    "Reconcile passes that raised, by what triggered them.",
+    ["trigger"],
 )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from genvid_operator.jobspec import CONTAINER, job_name
+from genvid_operator.jobspec import CONTAINER, EXIT_PERMANENT, job_name
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = (
     "Queued", "Running", "Succeeded", "Failed", "Canceled", "Rejected",
@@ -295,7 +295,7 @@ def decide(
         )
 
     failed = _latest_failure(pods)
-    if phase == RUNNING and failed:
+    if phase == RUNNING and failed and not _permanent(failed):
         result = worker_result(failed)
         return Decision(
             status=transition(
@@ -307,6 +307,15 @@ def decide(
             )
         )
     return Decision()
+
+
+def _permanent(pod: Json) -> bool:
+    """A permanent failure: the Job is about to fail, no retry is coming (podFailurePolicy)."""
+    for container in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if terminated.get("exitCode") == EXIT_PERMANENT:
+            return True
+    return worker_result(pod).get("retryable") is False
 
 
 def _next_attempt(failed: Json, failures: int) -> str | None:

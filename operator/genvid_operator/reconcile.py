@@ -126,6 +126,15 @@ def _observe(vg: Json, old: Json) -> None:
     phase = status.get("phase", "")
     if phase == old.get("phase") and status.get("reason") == old.get("reason"):
         return
+    log.info(
+        "%s/%s: %s -> %s (%s) %s",
+        vg["metadata"]["namespace"],
+        vg["metadata"]["name"],
+        old.get("phase") or "new",
+        phase,
+        status.get("reason") or "",
+        status.get("message") or "",
+    )
     metrics.TRANSITIONS.labels(phase=phase, reason=status.get("reason") or "").inc()
     if phase == RUNNING and old.get("phase") == QUEUED:
         wait = _seconds_between(status.get("queuedAt"), status.get("startedAt"))

@@ -21,7 +21,12 @@ Outputs: `previews/{job_id}/preview_{YYYYMMDDTHHMMSSZ}.mp4` (video/mp4) and
 `previews/{job_id}/poster_{...}.jpg` (image/jpeg); with Veo also `previews/{job_id}/veo/...`
 (Veo's own output) and `previews/{job_id}/operation.json` (the paid operation, for resuming).
 
-Result: one JSON document (at most 4096 bytes) in the termination log, see `result`.
+Result: one JSON document (at most 4096 bytes) in the termination log, see `result`:
+    {"status": "succeeded", "provider", "model", "bucket", "object", "poster_object",
+     "size_bytes", "duration_seconds", "content_type", "cost_usd" (decimal string: Veo's price x
+     seconds, "0" for synthetic), "operation" (the Veo operation name, or null)}
+    {"status": "failed", "reason", "message", "retryable", "cost_usd": "0"}
+Progress goes to stdout, one JSON object per line.
 
 Exit codes:
     0   succeeded.

@@ -1,0 +1,120 @@
+"""Settings of the api, read from the environment (pydantic-settings).
+
+Every setting has a `GENVID_`-prefixed variable; the connection settings also accept the plain
+names the local stack and most platforms use (`DATABASE_URL`, `NATS_URL`, `KUBECONFIG`,
+`STORAGE_EMULATOR_HOST`). The table in api/README.md lists them all.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+# The CRD's pattern for spec.model: a model the apiserver would refuse is a configuration error.
+_MODEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+DEFAULT_MODEL = "veo-3.0-fast-generate-001"
+
+
+class SigningMode(StrEnum):
+    """How signed URLs are made: with a generated key (local stack) or through IAM (GKE)."""
+
+    LOCAL = "local"
+    IAM = "iam"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(f"GENVID_{name}", name)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
+
+    # Connections
+    database_url: str = Field(validation_alias=_env("DATABASE_URL"))
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
+    kubeconfig: str | None = Field(
+        default=None,
+        validation_alias=_env("KUBECONFIG"),
+        description="kubeconfig file; without it the in-cluster service account is used.",
+    )
+    namespace: str = "genvid"
+    kube_request_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Authentication
+    jwt_secret: SecretStr = Field(description="HS256 key shared by every api replica.")
+    jwt_issuer: str = "genvid-api"
+    access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
+    refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
+
+    # Generations
+    models: Annotated[tuple[str, ...], NoDecode] = (DEFAULT_MODEL, "veo-3.0-generate-001")
+    default_model: str = DEFAULT_MODEL
+    list_limit_default: int = Field(default=20, ge=1, le=100)
+
+    # Storage and signed URLs
+    bucket: str = "genvid-previews"
+    signing_mode: SigningMode = SigningMode.LOCAL
+    signed_url_ttl_seconds: int = Field(default=15 * 60, ge=1, le=7 * 24 * 3600)
+    storage_emulator_host: str | None = Field(
+        default=None,
+        validation_alias=_env("STORAGE_EMULATOR_HOST"),
+        description="Where signed URLs point in local mode (the storage emulator).",
+    )
+    signing_service_account: str | None = Field(
+        default=None,
+        description="IAM mode: the service account that signs; default: the workload's own.",
+    )
+
+    # Outbox reconciler (creates custom resources for rows the request path did not finish)
+    outbox_enabled: bool = True
+    outbox_interval_seconds: float = Field(default=5.0, gt=0)
+    outbox_grace_seconds: float = Field(default=10.0, ge=0)
+    outbox_batch_size: int = Field(default=100, ge=1, le=1000)
+
+    # Server-sent events
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    nats_ensure_stream: bool = Field(
+        default=True, description="Create the GENVID_JOBS stream at startup if it is missing."
+    )
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value().encode()) < 32:
+            raise ValueError("GENVID_JWT_SECRET must be at least 32 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _check_models(self) -> Self:
+        if not self.models:
+            raise ValueError("GENVID_MODELS must name at least one model")
+        for model in self.models:
+            if not _MODEL_PATTERN.fullmatch(model):
+                raise ValueError(f"model {model!r} does not match {_MODEL_PATTERN.pattern}")
+        if self.default_model not in self.models:
+            raise ValueError(f"GENVID_DEFAULT_MODEL {self.default_model!r} is not in GENVID_MODELS")
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL for SQLAlchemy's asyncpg dialect, whatever scheme was configured."""
+        return asyncpg_url(self.database_url)
+
+
+def asyncpg_url(url: str) -> str:
+    """`postgresql://...` (libpq style, as platforms hand it out) to SQLAlchemy's asyncpg URL."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url.removeprefix(prefix)
+    raise ValueError("DATABASE_URL must be a postgresql:// URL")

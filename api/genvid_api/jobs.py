@@ -1,0 +1,212 @@
+"""Queries on video_generation_jobs (the table shared with the operator).
+
+The api inserts rows and owns `resource_created` and `cancel_requested`; it changes `status`
+only for a job whose custom resource never existed (canceled or rejected before creation),
+bumping `event_seq` as the operator would. Everything else is the operator's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from genvid_api.models import GenerationCreate, JobStatus, VideoGenerationJob
+
+Job = VideoGenerationJob
+
+
+class IdempotencyMismatch(Exception):
+    """The Idempotency-Key was used before by this user for a different request."""
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Request:
+    """A validated POST /generate, with the model resolved."""
+
+    prompt: str
+    model: str
+    duration_seconds: int
+    aspect_ratio: str
+    negative_prompt: str | None
+    seed: int | None
+
+    @classmethod
+    def from_body(cls, body: GenerationCreate, model: str) -> Request:
+        return cls(
+            prompt=body.prompt,
+            model=model,
+            duration_seconds=body.duration_seconds,
+            aspect_ratio=body.aspect_ratio,
+            negative_prompt=body.negative_prompt,
+            seed=body.seed,
+        )
+
+    def matches(self, job: Job) -> bool:
+        return (
+            self.prompt,
+            self.model,
+            self.duration_seconds,
+            self.aspect_ratio,
+            self.negative_prompt,
+            self.seed,
+        ) == (
+            job.prompt,
+            job.model,
+            job.duration_seconds,
+            job.aspect_ratio,
+            job.negative_prompt,
+            job.seed,
+        )
+
+
+async def insert(
+    session: AsyncSession, user_id: uuid.UUID, request: Request, idempotency_key: str | None
+) -> tuple[Job, bool]:
+    """Insert a QUEUED job and commit; with a key already used, return that job instead.
+
+    Returns (job, created). Concurrent requests with one key race on the unique constraint,
+    so exactly one row is ever inserted.
+    """
+    values = {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "prompt": request.prompt,
+        "model": request.model,
+        "duration_seconds": request.duration_seconds,
+        "aspect_ratio": request.aspect_ratio,
+        "negative_prompt": request.negative_prompt,
+        "seed": request.seed,
+        "idempotency_key": idempotency_key,
+        "status": JobStatus.QUEUED.value,
+    }
+    statement = pg_insert(Job).values(**values)
+    if idempotency_key is not None:
+        statement = statement.on_conflict_do_nothing(
+            constraint="uq_video_generation_jobs_user_idempotency_key"
+        )
+    inserted = (await session.exec(statement.returning(col(Job.id)))).first()
+    await session.commit()
+    if inserted is not None:
+        job = await session.get(Job, inserted[0])
+        assert job is not None
+        return job, True
+    existing = (
+        await session.exec(
+            select(Job).where(Job.user_id == user_id, Job.idempotency_key == idempotency_key)
+        )
+    ).one()
+    if not request.matches(existing):
+        raise IdempotencyMismatch
+    return existing, False
+
+
+async def get_owned(session: AsyncSession, user_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+    return (await session.exec(select(Job).where(Job.id == job_id, Job.user_id == user_id))).first()
+
+
+async def lock(
+    session: AsyncSession,
+    job_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    skip_locked: bool = False,
+) -> Job | None:
+    """SELECT ... FOR UPDATE (fresh from the database) inside the session's transaction.
+
+    With skip_locked, a row another transaction holds reads as missing.
+    """
+    statement = select(Job).where(Job.id == job_id).with_for_update(skip_locked=skip_locked)
+    if user_id is not None:
+        statement = statement.where(Job.user_id == user_id)
+    return (await session.exec(statement.execution_options(populate_existing=True))).first()
+
+
+def encode_cursor(job: Job) -> str:
+    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, _, job_id = raw.partition("|")
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")
+        return when, uuid.UUID(job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidCursor("invalid cursor") from exc
+
+
+async def list_owned(
+    session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[Job], str | None]:
+    """Newest first, keyset-paginated on (created_at, id)."""
+    statement = select(Job).where(Job.user_id == user_id)
+    if cursor is not None:
+        created_at, job_id = decode_cursor(cursor)
+        statement = statement.where(
+            sa.tuple_(col(Job.created_at), col(Job.id)) < sa.tuple_(created_at, job_id)
+        )
+    statement = statement.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
+    rows = list((await session.exec(statement)).all())
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def finish_before_creation(job: Job, status: JobStatus, reason: str, message: str) -> None:
+    """A terminal transition by the api, for a job that never got a custom resource."""
+    job.status = status.value
+    job.reason = reason
+    job.message = message
+    job.event_seq += 1
+    job.updated_at = job.finished_at = datetime.now(UTC)
+
+
+async def pending_resource_ids(
+    session: AsyncSession, grace_seconds: float, limit: int
+) -> list[uuid.UUID]:
+    """QUEUED jobs older than the grace period whose resource was never created."""
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
+    statement = (
+        select(Job.id)
+        .where(
+            col(Job.resource_created).is_(False),
+            Job.status == JobStatus.QUEUED.value,
+            col(Job.created_at) < cutoff,
+        )
+        .order_by(col(Job.created_at))
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())
+
+
+async def pending_cancel_ids(
+    session: AsyncSession, grace_seconds: float, limit: int
+) -> list[uuid.UUID]:
+    """Jobs with a cancel request not yet reflected (still running) past the grace period."""
+    cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
+    statement = (
+        select(Job.id)
+        .where(
+            col(Job.cancel_requested).is_(True),
+            col(Job.resource_created).is_(True),
+            col(Job.status).in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+            col(Job.updated_at) < cutoff,
+        )
+        .order_by(col(Job.updated_at))
+        .limit(limit)
+    )
+    return list((await session.exec(statement)).all())

@@ -1,0 +1,109 @@
+"""The FastAPI application: `create_app(settings)`, and `app` for `uvicorn genvid_api.main:app`.
+
+The lifespan opens what requests share (database engine, NATS connection and JetStream stream,
+Kubernetes client, URL signer), starts the outbox reconciler, and closes it all in reverse.
+Nothing else is kept in the process: api replicas are interchangeable.
+
+Run: `uvicorn --factory genvid_api.main:create_app` (settings from the environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from genvid_api import events, outbox
+from genvid_api.config import Settings
+from genvid_api.context import AppContext
+from genvid_api.db import create_engine, create_session_factory
+from genvid_api.kube import Kube
+from genvid_api.routes import auth, generations, users
+from genvid_api.routes import events as events_routes
+from genvid_api.signing import create_signer
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+GenVid turns a text prompt into a short preview video, asynchronously.
+
+* Authenticate: `POST /auth/register`, then `POST /auth/token` (OAuth2 password form) for an
+  access token (15 minutes) and a refresh token; `POST /auth/refresh` rotates them.
+* `POST /generate` queues a generation (202); follow it with `GET /generations/{id}` or the
+  server-sent events of `GET /generations/{id}/events` and `GET /events`.
+* Once a generation has SUCCEEDED its `video_url` and `poster_url` are signed URLs valid for a
+  few minutes: fetch them again from the api when they expire.
+
+Errors are JSON: `{"detail": "..."}` or, for invalid input (422), `{"detail": [{"loc": ...,
+"msg": ..., "type": ...}]}`.
+"""
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    async with contextlib.AsyncExitStack() as stack:
+        engine = create_engine(settings)
+        stack.push_async_callback(engine.dispose)
+        nc = await events.connect(settings.nats_url)
+        stack.push_async_callback(nc.drain)
+        js = nc.jetstream()
+        if settings.nats_ensure_stream:
+            await events.ensure_stream(js)
+        kube = await Kube.connect(settings)
+        stack.push_async_callback(kube.close)
+        ctx = AppContext(
+            settings=settings,
+            engine=engine,
+            sessions=create_session_factory(engine),
+            nats=nc,
+            js=js,
+            kube=kube,
+            signer=create_signer(settings),
+        )
+        app.state.ctx = ctx
+        if settings.outbox_enabled:
+            task = asyncio.create_task(outbox.run(ctx), name="genvid-outbox")
+
+            async def stop_outbox() -> None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+            stack.push_async_callback(stop_outbox)
+        log.info("genvid api ready (namespace %s)", settings.namespace)
+        yield
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
+        content={"detail": "Internal server error"},
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()  # type: ignore[call-arg]  # required values from env
+    app = FastAPI(
+        title="GenVid API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.add_exception_handler(Exception, _internal_error)
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(generations.router)
+    app.include_router(events_routes.router)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

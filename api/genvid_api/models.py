@@ -1,0 +1,329 @@
+"""Tables (SQLModel) and the request/response models of the HTTP API.
+
+The tables mirror the Alembic migration in api/migrations/; `video_generation_jobs` is shared
+with the operator (it writes status, output and cost; the api inserts rows and sets
+`resource_created` and `cancel_requested`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import pydantic
+import sqlalchemy as sa
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from sqlmodel import Field, SQLModel
+
+
+class JobStatus(StrEnum):
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.REJECTED}
+)
+
+
+def _timestamp(*, nullable: bool = False, server_default: bool = True) -> Any:
+    return Field(
+        default=None,
+        sa_type=sa.DateTime(timezone=True),
+        nullable=nullable,
+        sa_column_kwargs={"server_default": sa.func.now()} if server_default else {},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.Index("uq_users_email_lower", sa.text("lower(email)"), unique=True),
+        sa.Index("uq_users_username_lower", sa.text("lower(username)"), unique=True),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    email: str = Field(sa_type=sa.Text)
+    username: str = Field(sa_type=sa.Text)
+    hashed_password: str = Field(sa_type=sa.Text)
+    is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    created_at: datetime = _timestamp()
+
+
+class RefreshToken(SQLModel, table=True):
+    """One row per issued refresh token (its JWT `jti`): rotation and revocation."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: uuid.UUID = Field(primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = _timestamp(nullable=True, server_default=False)
+    replaced_by: uuid.UUID | None = Field(default=None)
+    created_at: datetime = _timestamp()
+
+
+class VideoGenerationJob(SQLModel, table=True):
+    __tablename__ = "video_generation_jobs"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "user_id", "idempotency_key", name="uq_video_generation_jobs_user_idempotency_key"
+        ),
+        sa.CheckConstraint(
+            "status IN ('QUEUED', 'RUNNING', 'SUCCEEDED', 'FAILED', 'CANCELED', 'REJECTED')",
+            name="ck_video_generation_jobs_status",
+        ),
+        sa.Index(
+            "ix_video_generation_jobs_user_created",
+            "user_id",
+            sa.text("created_at DESC"),
+        ),
+        sa.Index(
+            "ix_video_generation_jobs_pending_resource",
+            "created_at",
+            postgresql_where=sa.text("resource_created = false"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    prompt: str = Field(sa_type=sa.Text)
+    model: str = Field(sa_type=sa.Text)
+    duration_seconds: int
+    aspect_ratio: str = Field(sa_type=sa.Text)
+    negative_prompt: str | None = Field(default=None, sa_type=sa.Text)
+    seed: int | None = Field(default=None, sa_type=sa.BigInteger)
+    idempotency_key: str | None = Field(default=None, sa_type=sa.Text)
+    status: str = Field(
+        default=JobStatus.QUEUED, sa_type=sa.Text, sa_column_kwargs={"server_default": "QUEUED"}
+    )
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    bucket: str | None = Field(default=None, sa_type=sa.Text)
+    object_name: str | None = Field(default=None, sa_type=sa.Text)
+    poster_object: str | None = Field(default=None, sa_type=sa.Text)
+    size_bytes: int | None = Field(default=None, sa_type=sa.BigInteger)
+    video_duration_seconds: float | None = Field(default=None, sa_type=sa.Double)
+    cost_usd: Decimal | None = Field(default=None, sa_type=sa.Numeric(12, 6))
+    resource_created: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    cancel_requested: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    event_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    created_at: datetime = _timestamp()
+    updated_at: datetime = _timestamp()
+    started_at: datetime | None = _timestamp(nullable=True, server_default=False)
+    finished_at: datetime | None = _timestamp(nullable=True, server_default=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation shared by request models
+
+
+def _no_control_characters(value: str) -> str:
+    """Reject C0/C1 control characters (tab, newline and carriage return are text)."""
+    for char in value:
+        if char not in "\t\n\r" and unicodedata.category(char) == "Cc":
+            raise ValueError(f"must not contain control characters (found U+{ord(char):04X})")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+# Pragmatic address check: one @, no spaces, a dot in the domain. Delivery proves the rest.
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+_COMMON_PASSWORDS = frozenset(
+    {"password", "password1", "12345678", "123456789", "1234567890", "qwertyuiop", "iloveyou",
+     "sunshine", "princess", "football", "baseball", "welcome1", "passw0rd", "abcdefgh",
+     "11111111", "00000000", "letmein1", "trustno1", "superman", "starwars"}
+)  # fmt: skip
+
+
+def _repeats(value: str) -> bool:
+    """'abcabcabc', 'passwordpassword': one short unit, repeated."""
+    size = len(value)
+    return any(size % n == 0 and value == value[:n] * (size // n) for n in range(1, size // 2 + 1))
+
+
+def _email(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        raise ValueError("is not a valid email address")
+    return value.lower()
+
+
+def _username(value: str) -> str:
+    if not _USERNAME.fullmatch(value):
+        raise ValueError(
+            "must be 3-32 characters: letters, digits, '_', '.' or '-', starting with a "
+            "letter or digit"
+        )
+    return value
+
+
+Email = Annotated[str, AfterValidator(_email)]
+Username = Annotated[str, AfterValidator(_username)]
+Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
+Prompt = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000),
+    AfterValidator(_not_blank),
+    AfterValidator(_no_control_characters),
+]
+NegativePrompt = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1000),
+    AfterValidator(_not_blank),
+    AfterValidator(_no_control_characters),
+]
+AspectRatio = Literal["16:9", "9:16"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Users and tokens
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: Email
+    username: Username
+    password: Password
+
+    def weak_password_reason(self) -> str | None:
+        """Why the password is too easy to guess, or None."""
+        password = self.password.lower()
+        core = password.strip("0123456789!@#$%^&*()-_=+.?")
+        if password in _COMMON_PASSWORDS or core in _COMMON_PASSWORDS:
+            return "password is too common"
+        if len(set(password)) < 5 or _repeats(password):
+            return "password is too simple"
+        if self.username.lower() in password or self.email.split("@")[0] in password:
+            return "password must not contain the username or email"
+        return None
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    username: str
+    created_at: datetime
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int  # seconds until the access token expires
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Generations
+
+
+class GenerationCreate(BaseModel):
+    """Body of POST /generate; `model` defaults to the configured default model."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    prompt: Prompt
+    duration_seconds: Annotated[int, pydantic.Field(strict=True, ge=1, le=8)] = 4
+    aspect_ratio: AspectRatio = "16:9"
+    model: str | None = None
+    negative_prompt: NegativePrompt | None = None
+    seed: Annotated[int, pydantic.Field(strict=True, ge=0, le=4294967295)] | None = None
+
+
+class GenerationPublic(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
+    id: uuid.UUID
+    status: JobStatus
+    prompt: str
+    model: str
+    duration_seconds: int
+    aspect_ratio: str
+    negative_prompt: str | None
+    seed: int | None
+    reason: str | None
+    message: str | None
+    attempts: int
+    cancel_requested: bool
+    cost_usd: str | None = None  # a decimal string, never a float
+    size_bytes: int | None
+    video_duration_seconds: float | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    video_url: str | None = None
+    poster_url: str | None = None
+    urls_expire_at: datetime | None = None
+
+    @classmethod
+    def from_job(
+        cls,
+        job: VideoGenerationJob,
+        *,
+        video_url: str | None = None,
+        poster_url: str | None = None,
+        urls_expire_at: datetime | None = None,
+    ) -> GenerationPublic:
+        return cls(
+            id=job.id,
+            status=JobStatus(job.status),
+            prompt=job.prompt,
+            model=job.model,
+            duration_seconds=job.duration_seconds,
+            aspect_ratio=job.aspect_ratio,
+            negative_prompt=job.negative_prompt,
+            seed=job.seed,
+            reason=job.reason,
+            message=job.message,
+            attempts=job.attempts,
+            cancel_requested=job.cancel_requested,
+            cost_usd=None if job.cost_usd is None else str(job.cost_usd),
+            size_bytes=job.size_bytes,
+            video_duration_seconds=job.video_duration_seconds,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+            started_at=job.started_at,
+            finished_at=job.finished_at,
+            video_url=video_url,
+            poster_url=poster_url,
+            urls_expire_at=urls_expire_at,
+        )
+
+
+class GenerationPage(BaseModel):
+    items: list[GenerationPublic]
+    next_cursor: str | None = None

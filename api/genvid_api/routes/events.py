@@ -1,0 +1,226 @@
+"""Server-sent events: a job's transitions, or all of the caller's, from NATS JetStream.
+
+Each connection has its own ordered consumer (see events.py), so api processes share nothing
+and any of them can serve any client. The SSE `id:` of an event is its JetStream stream
+sequence: a client that reconnects with `Last-Event-ID: N` (or `?last_event_id=N`) resumes at
+N+1, missing nothing and repeating nothing.
+
+`id: 0` is reserved for a snapshot built from the database, sent by a per-job stream only when
+the job is finished but the stream holds no terminal event for it (expired after seven days,
+or its publication failed). A per-job request for a finished job whose terminal event the client
+already has (`Last-Event-ID` at or past it, or 0) is answered 204 No Content, which tells
+EventSource not to reconnect.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from genvid_api import events, jobs
+from genvid_api.context import AppContext
+from genvid_api.deps import Ctx, CurrentUser
+from genvid_api.models import TERMINAL_STATUSES, VideoGenerationJob
+from genvid_api.views import event_payload
+
+router = APIRouter(tags=["events"])
+
+SNAPSHOT_ID = 0
+
+LastEventIdHeader = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        description="Resume after this event id (a stream sequence); sent by EventSource.",
+    ),
+]
+LastEventIdQuery = Annotated[
+    str | None,
+    Query(
+        alias="last_event_id",
+        description="Same as the Last-Event-ID header, for clients that cannot set headers.",
+    ),
+]
+
+_SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "An event stream. Each event: `id:` the stream sequence, `data:` JSON "
+        "with id, status, seq, reason, message, attempts, updated_at, cost_usd (and "
+        "video_url, poster_url, urls_expire_at once SUCCEEDED). Comment lines are heartbeats.",
+        "content": {"text/event-stream": {}},
+    },
+    422: {"description": "Last-Event-ID is not a non-negative integer"},
+}
+
+
+def _resume_after(header: str | None, query: str | None) -> int | None:
+    raw = header if header not in (None, "") else query
+    if raw is None or raw == "":
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {
+                    "loc": ["header", "Last-Event-ID"],
+                    "msg": "must be a non-negative integer (an event id)",
+                    "type": "value_error",
+                }
+            ],
+        )
+    return int(raw)
+
+
+def _is_terminal(body: dict[str, Any]) -> bool:
+    return body.get("status") in TERMINAL_STATUSES
+
+
+async def _event(ctx: AppContext, seq: int, body: dict[str, Any]) -> ServerSentEvent:
+    payload = await event_payload(body, ctx.signer, ctx.settings)
+    return ServerSentEvent(id=str(seq), data=json.dumps(payload, separators=(",", ":")))
+
+
+# How long a stream may take to end by itself once the server is shutting down; below
+# uvicorn's --timeout-graceful-shutdown, after which sse-starlette cancels it.
+SHUTDOWN_GRACE_SECONDS = 3.0
+
+
+def _sse(
+    ctx: AppContext, stream: AsyncIterator[ServerSentEvent], shutdown: anyio.Event
+) -> EventSourceResponse:
+    return EventSourceResponse(
+        stream,
+        ping=ctx.settings.sse_heartbeat_seconds,
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+async def _next_unless(
+    shutdown: anyio.Event, sub: events.Subscription, within: float | None
+) -> events.StreamEvent | None:
+    """The subscription's next event, or None on timeout or as soon as shutdown is set."""
+    result: events.StreamEvent | None = None
+    async with anyio.create_task_group() as group:
+
+        async def receive() -> None:
+            nonlocal result
+            result = await sub.next(within=within)
+            group.cancel_scope.cancel()
+
+        async def watch() -> None:
+            await shutdown.wait()
+            group.cancel_scope.cancel()
+
+        group.start_soon(receive)
+        group.start_soon(watch)
+    return result
+
+
+async def _load(
+    ctx: AppContext, user_id: uuid.UUID, job_id: uuid.UUID
+) -> VideoGenerationJob | None:
+    # A short session of its own: a stream must not hold a database connection.
+    async with ctx.sessions() as session:
+        return await jobs.get_owned(session, user_id, job_id)
+
+
+@router.get(
+    "/generations/{generation_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        **_SSE_RESPONSES,
+        204: {"description": "Finished, and the client has seen it"},
+        404: {"description": "No such generation (or not yours)"},
+    },
+)
+async def generation_events(
+    generation_id: uuid.UUID,
+    user: CurrentUser,
+    ctx: Ctx,
+    last_event_id: LastEventIdHeader = None,
+    last_event_id_query: LastEventIdQuery = None,
+) -> Response:
+    """The job's transitions from the first (a late client still sees QUEUED), ending after
+    the terminal one."""
+    resume = _resume_after(last_event_id, last_event_id_query)
+    job = await _load(ctx, user.id, generation_id)
+    if job is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Generation not found")
+    subject = events.job_subject(user.id, job.id)
+    last = await events.last_event(ctx.js, subject)
+    finished = job.status in TERMINAL_STATUSES
+    ended_in_stream = last is not None and _is_terminal(last.body)
+    # Nothing will follow what the client has: 204 stops EventSource from reconnecting.
+    if (ended_in_stream and resume is not None and last is not None and resume >= last.seq) or (
+        finished and resume == SNAPSHOT_ID
+    ):
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # The database knows an end the stream lacks: replay what the stream has, then a snapshot.
+    needs_snapshot = finished and not ended_in_stream
+    start_seq = resume + 1 if resume else None
+    recheck = max(ctx.settings.sse_heartbeat_seconds, 1.0) * 2
+    shutdown = anyio.Event()
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async with events.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+            if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
+                yield await _event(ctx, SNAPSHOT_ID, events.transition_body(job))
+                return
+            while True:
+                event = await _next_unless(shutdown, sub, recheck)
+                if shutdown.is_set():
+                    return  # the client reconnects, with Last-Event-ID, to another replica
+                if event is None:
+                    # Quiet for a while: did the job finish without its event reaching us?
+                    current = await _load(ctx, user.id, job.id)
+                    if current is None:
+                        return
+                    if current.status in TERMINAL_STATUSES:
+                        tail = await events.last_event(ctx.js, subject)
+                        if tail is None or not _is_terminal(tail.body):
+                            yield await _event(ctx, SNAPSHOT_ID, events.transition_body(current))
+                            return
+                    continue
+                yield await _event(ctx, event.seq, event.body)
+                if _is_terminal(event.body):
+                    return
+                if needs_snapshot and last is not None and event.seq >= last.seq:
+                    yield await _event(ctx, SNAPSHOT_ID, events.transition_body(job))
+                    return
+
+    return _sse(ctx, stream(), shutdown)
+
+
+@router.get("/events", response_class=EventSourceResponse, responses=_SSE_RESPONSES)
+async def my_events(
+    user: CurrentUser,
+    ctx: Ctx,
+    last_event_id: LastEventIdHeader = None,
+    last_event_id_query: LastEventIdQuery = None,
+) -> Response:
+    """Transitions of all the caller's jobs: new ones only, or everything after
+    Last-Event-ID. Never ends by itself."""
+    resume = _resume_after(last_event_id, last_event_id_query)
+    subject = events.user_subjects(user.id)
+    # "New" means after this request was handled, not after the consumer happens to exist.
+    start_seq = (await events.last_sequence(ctx.js) if resume is None else resume) + 1
+    shutdown = anyio.Event()
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async with events.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+            while True:
+                event = await _next_unless(shutdown, sub, None)
+                if shutdown.is_set():
+                    return
+                if event is not None:
+                    yield await _event(ctx, event.seq, event.body)
+
+    return _sse(ctx, stream(), shutdown)

@@ -1,0 +1,146 @@
+"""V4 signed URLs for private previews, made at response time and never stored.
+
+Two modes (settings.signing_mode):
+
+* `local`: a key generated at startup signs (google.oauth2 service-account credentials from an
+  in-memory RSA key), and URLs point at the storage emulator, so fetching them works on the
+  local stack. Nothing is written to disk.
+* `iam`: on GKE with Workload Identity there is no key file. The workload's own credentials
+  (google.auth.default) are refreshed and IAM's signBlob signs for the service account
+  (`roles/iam.serviceAccountTokenCreator` on itself), through
+  `blob.generate_signed_url(version="v4", service_account_email=..., access_token=...)`.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import anyio.to_thread
+import google.auth
+import google.auth.credentials
+import google.auth.transport.requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage  # type: ignore[import-untyped]
+from google.oauth2 import service_account
+
+from genvid_api.config import Settings, SigningMode
+
+LOCAL_SIGNER_EMAIL = "genvid-local-signer@genvid-local.iam.gserviceaccount.com"
+_SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+
+
+@dataclass(frozen=True)
+class SignedUrl:
+    url: str
+    expires_at: datetime
+
+
+class UrlSigner(Protocol):
+    async def sign(self, bucket: str, object_name: str) -> SignedUrl: ...
+
+
+def _credentials_for(key: rsa.RSAPrivateKey) -> service_account.Credentials:
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    info: dict[str, Any] = {
+        "type": "service_account",
+        "project_id": "genvid-local",
+        "private_key_id": "local",
+        "private_key": pem,
+        "client_email": LOCAL_SIGNER_EMAIL,
+        "client_id": "0",
+        "token_uri": "https://oauth2.googleapis.com/token",
+    }
+    credentials: service_account.Credentials = (
+        service_account.Credentials.from_service_account_info(info)  # type: ignore[no-untyped-call]
+    )
+    return credentials
+
+
+class LocalSigner:
+    """Signs with a key generated in memory; URLs point at `endpoint` (the emulator)."""
+
+    def __init__(self, endpoint: str, ttl: timedelta) -> None:
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._credentials = _credentials_for(self._key)
+        self._client = storage.Client(
+            project="genvid-local",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": endpoint},
+        )
+        self._endpoint = endpoint.rstrip("/")
+        self._ttl = ttl
+
+    @property
+    def public_key(self) -> rsa.RSAPublicKey:
+        """What a verifier (Cloud Storage, or a test) checks the signatures with."""
+        return self._key.public_key()
+
+    async def sign(self, bucket: str, object_name: str) -> SignedUrl:
+        # Pure computation (RSA), fast enough to run inline.
+        expires_at = datetime.now(UTC) + self._ttl
+        blob = self._client.bucket(bucket).blob(object_name)
+        url = blob.generate_signed_url(
+            version="v4",
+            expiration=self._ttl,
+            method="GET",
+            credentials=self._credentials,
+            api_access_endpoint=self._endpoint,
+        )
+        return SignedUrl(url=url, expires_at=expires_at)
+
+
+class IamSigner:
+    """Signs through IAM signBlob with the workload's own (or a configured) service account."""
+
+    def __init__(self, ttl: timedelta, service_account_email: str | None) -> None:
+        credentials, project = google.auth.default(scopes=_SCOPES)
+        self._credentials: google.auth.credentials.Credentials = credentials
+        self._client = storage.Client(project=project, credentials=credentials)
+        self._email = service_account_email
+        self._ttl = ttl
+        self._lock = threading.Lock()
+
+    def _token_and_email(self) -> tuple[str, str]:
+        with self._lock:
+            if not self._credentials.valid:
+                self._credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
+            email = self._email or getattr(self._credentials, "service_account_email", None)
+            if not email:
+                raise RuntimeError("set GENVID_SIGNING_SERVICE_ACCOUNT: credentials name none")
+            return str(self._credentials.token), str(email)
+
+    def _sign_blocking(self, bucket: str, object_name: str) -> SignedUrl:
+        token, email = self._token_and_email()
+        expires_at = datetime.now(UTC) + self._ttl
+        blob = self._client.bucket(bucket).blob(object_name)
+        url = blob.generate_signed_url(
+            version="v4",
+            expiration=self._ttl,
+            method="GET",
+            service_account_email=email,
+            access_token=token,
+        )
+        return SignedUrl(url=url, expires_at=expires_at)
+
+    async def sign(self, bucket: str, object_name: str) -> SignedUrl:
+        # Refreshing credentials and signBlob are HTTP calls: keep them off the event loop.
+        return await anyio.to_thread.run_sync(self._sign_blocking, bucket, object_name)
+
+
+def create_signer(settings: Settings) -> UrlSigner:
+    ttl = timedelta(seconds=settings.signed_url_ttl_seconds)
+    if settings.signing_mode is SigningMode.IAM:
+        return IamSigner(ttl, settings.signing_service_account)
+    endpoint = settings.storage_emulator_host or "http://127.0.0.1:4443"
+    if "://" not in endpoint:
+        endpoint = f"http://{endpoint}"
+    return LocalSigner(endpoint, ttl)

@@ -1,0 +1,52 @@
+"""Alembic environment: async (asyncpg), URL from the environment, metadata from the models."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from alembic import context
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlmodel import SQLModel
+
+import genvid_api.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from genvid_api.config import asyncpg_url
+
+target_metadata = SQLModel.metadata
+
+
+def _database_url() -> str:
+    url = (
+        context.get_x_argument(as_dictionary=True).get("url")
+        or os.environ.get("GENVID_DATABASE_URL")
+        or os.environ.get("DATABASE_URL")
+    )
+    if not url:
+        raise RuntimeError("set GENVID_DATABASE_URL or DATABASE_URL (or pass -x url=...)")
+    return asyncpg_url(url)
+
+
+def _run(connection: Connection) -> None:
+    context.configure(connection=connection, target_metadata=target_metadata)
+    with context.begin_transaction():
+        # Two replicas migrating at once: the second waits, then finds nothing to do.
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7395001)")
+        context.run_migrations()
+
+
+async def _run_online() -> None:
+    engine = create_async_engine(_database_url())
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=_database_url(), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_online())

@@ -1,0 +1,158 @@
+"""The worker's one answer: a result document and the exit code that goes with it.
+
+Pure: nothing here touches the network or the disk, so the contract the operator relies on is
+tested without any server. The operator reads two things from a finished pod: the exit code
+(its Job's podFailurePolicy fails the Job at once on `EXIT_PERMANENT` and retries the rest with
+back-off) and the JSON document in the termination log (what to tell the user, what to bill).
+
+The termination log holds at most 4096 bytes (the kubelet truncates beyond that), so `encode`
+shortens the free-text message rather than let the JSON be cut mid-string.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+EXIT_SUCCESS = 0
+EXIT_PERMANENT = 3
+EXIT_RETRYABLE = 75  # EX_TEMPFAIL from sysexits.h
+
+TERMINATION_LOG_MAX_BYTES = 4096
+
+CONTENT_TYPE_MP4 = "video/mp4"
+CONTENT_TYPE_JPEG = "image/jpeg"
+
+
+class Reason(StrEnum):
+    """Machine-readable failure reasons; the operator copies them into the condition's reason."""
+
+    INVALID_REQUEST = "InvalidRequest"
+    SAFETY_FILTERED = "SafetyFiltered"
+    PROVIDER_TIMEOUT = "ProviderTimeout"
+    PROVIDER_UNAVAILABLE = "ProviderUnavailable"
+    PROVIDER_ERROR = "ProviderError"
+    RATE_LIMITED = "RateLimited"
+    OPERATION_LOST = "OperationLost"
+    STORAGE_UNAVAILABLE = "StorageUnavailable"
+    STORAGE_ERROR = "StorageError"
+    CONFIGURATION_ERROR = "ConfigurationError"
+    INTERRUPTED = "Interrupted"
+    INTERNAL_ERROR = "InternalError"
+
+
+class WorkerError(Exception):
+    """A failure already classified: what went wrong, and whether trying again can help."""
+
+    def __init__(self, reason: Reason, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.retryable = retryable
+
+    def to_result(self) -> Failed:
+        return Failed(reason=self.reason, message=self.message, retryable=self.retryable)
+
+
+def permanent(reason: Reason, message: str) -> WorkerError:
+    return WorkerError(reason, message, retryable=False)
+
+
+def retryable(reason: Reason, message: str) -> WorkerError:
+    return WorkerError(reason, message, retryable=True)
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    provider: str
+    model: str
+    bucket: str
+    object: str
+    poster_object: str
+    size_bytes: int
+    duration_seconds: float
+    content_type: str
+    cost_usd: Decimal
+    operation: str | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    reason: Reason
+    message: str
+    retryable: bool
+
+
+Result = Succeeded | Failed
+
+
+def exit_code(result: Result) -> int:
+    if isinstance(result, Succeeded):
+        return EXIT_SUCCESS
+    return EXIT_RETRYABLE if result.retryable else EXIT_PERMANENT
+
+
+def cost_usd(price_usd_per_second: Decimal | None, seconds: int) -> Decimal:
+    """What the user is charged: the configured price times the seconds generated."""
+    if price_usd_per_second is None:
+        return Decimal(0)
+    return price_usd_per_second * seconds
+
+
+def decimal_text(value: Decimal) -> str:
+    """Fixed-point text (never `1E+1`): money is a string so no float ever rounds it."""
+    return format(value, "f")
+
+
+def to_document(result: Result) -> dict[str, Any]:
+    if isinstance(result, Succeeded):
+        return {
+            "status": "succeeded",
+            "provider": result.provider,
+            "model": result.model,
+            "bucket": result.bucket,
+            "object": result.object,
+            "poster_object": result.poster_object,
+            "size_bytes": result.size_bytes,
+            "duration_seconds": round(result.duration_seconds, 3),
+            "content_type": result.content_type,
+            "cost_usd": decimal_text(result.cost_usd),
+            "operation": result.operation,
+        }
+    return {
+        "status": "failed",
+        "reason": str(result.reason),
+        "message": result.message,
+        "retryable": result.retryable,
+        # A failed generation is never charged (a safety-filtered one included).
+        "cost_usd": "0",
+    }
+
+
+def encode(result: Result, limit: int = TERMINATION_LOG_MAX_BYTES) -> bytes:
+    """Compact JSON within `limit` bytes, shortening the message (only) if needed."""
+    document = to_document(result)
+    data = _dump(document)
+    if len(data) <= limit or "message" not in document:
+        return data
+    message: str = document["message"]
+
+    def shortened(chars: int) -> bytes:
+        return _dump({**document, "message": message[:chars] + "..."})
+
+    # The longest prefix that fits once escaped (quotes and controls grow when escaped).
+    low, high = 0, len(message)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(shortened(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return shortened(low)
+
+
+def _dump(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
