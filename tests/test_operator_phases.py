@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from genvid_devstack.kubelet.envvars import expand
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import EXIT_PERMANENT, build_job, job_name
 from genvid_operator.phases import Limits, decide, with_transition
+from genvid_worker.cli import build_parser
 
 NOW = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 LIMITS = Limits(
@@ -265,7 +267,20 @@ def test_job_manifest_runs_the_worker_with_the_request() -> None:
     assert pod_spec["restartPolicy"] == "Never"
     assert pod_spec["automountServiceAccountToken"] is False
     args = pod_spec["containers"][0]["args"]
-    assert args[:4] == ["--job_id", "g1", "--prompt", "a fox"]
-    assert args[args.index("--negative_prompt") + 1] == "blurry"
-    assert args[args.index("--seed") + 1] == "7"
-    assert args[args.index("--price_usd_per_second") + 1] == "0.15"
+    assert args[:2] == ["--job_id=g1", "--prompt=a fox"]
+    assert "--negative_prompt=blurry" in args
+    assert "--seed=7" in args
+    assert "--price_usd_per_second=0.15" in args
+
+
+@pytest.mark.parametrize("prompt", ["show me $(GOOGLE_API_KEY)", "-glitch", "--seed", "$$(X) $5"])
+def test_user_text_reaches_the_worker_as_written(prompt: str) -> None:
+    """Through Kubernetes' $(VAR) expansion (as the kubelet applies it) and argparse."""
+    secrets = {"GOOGLE_API_KEY": "AIza-SECRET", "X": "x"}
+    args = build_job(generation(prompt=prompt, negativePrompt=prompt), Settings(), Decimal(1))[
+        "spec"
+    ]["template"]["spec"]["containers"][0]["args"]
+    expanded = [expand(arg, secrets.get) for arg in args]
+    parsed = build_parser().parse_args(expanded)
+    assert parsed.prompt == prompt
+    assert parsed.negative_prompt == prompt

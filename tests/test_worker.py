@@ -25,7 +25,6 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
 from PIL import Image
 
-from genvid_devstack.process import free_port
 from genvid_devstack.veo import FakeVeo, start_fake_veo
 
 pytestmark = pytest.mark.stack
@@ -200,7 +199,7 @@ def test_an_unreachable_bucket_is_a_retryable_failure(
 ) -> None:
     env = worker_env(
         stack_env,
-        STORAGE_EMULATOR_HOST=f"http://127.0.0.1:{free_port()}",
+        STORAGE_EMULATOR_HOST="http://127.0.0.1:1",  # nothing listens on port 1
         GENVID_STORAGE_RETRY_SECONDS="1",
     )
     job_id, token = unique("nostore")
@@ -412,7 +411,7 @@ def test_an_unreachable_veo_is_retryable(stack_env: dict[str, str], tmp_path: Pa
     env = worker_env(
         stack_env,
         GOOGLE_API_KEY="fake-vertex-key",
-        GENVID_VEO_BASE_URL=f"http://127.0.0.1:{free_port()}",
+        GENVID_VEO_BASE_URL="http://127.0.0.1:1",  # nothing listens on port 1
     )
     job_id, token = unique("noveo")
     run = run_worker(env, tmp_path, *veo_args(job_id, token))

@@ -75,8 +75,9 @@ def jwt_secret(state: State) -> str:
     """One signing key per state folder, so tokens survive a restart of the stack."""
     path = state.root / "jwt-secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as secret:
+            secret.write(secrets.token_urlsafe(48))
     return path.read_text().strip()
 
 

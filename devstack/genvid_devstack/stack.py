@@ -50,7 +50,20 @@ class Stack:
     def _track(self, process: Process) -> None:
         """Record pids on disk so `down` can sweep them even if the supervisor was killed."""
         self.processes.append(process)
-        (self.state.root / "pids.json").write_text(json.dumps([p.pid for p in self.processes]))
+        owned = [[p.pid, process_start(p.pid)] for p in self.processes]
+        (self.state.root / "pids.json").write_text(json.dumps(owned))
+
+
+def process_start(pid: int) -> str | None:
+    """When `pid` started (in clock ticks since boot): with the pid, it names one process.
+
+    A recorded pid alone is not enough to signal: after a reboot or a crash it may belong to
+    an unrelated program.
+    """
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def write_env_file(path: Path, env: Mapping[str, str]) -> None:
@@ -194,7 +207,7 @@ def run(state: State) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)  # even where the parent shell ignored it
     state.prepare()
-    state.pid_file.write_text(str(os.getpid()))
+    state.pid_file.write_text(f"{os.getpid()} {process_start(os.getpid())}")
     stack: Stack | None = None
     try:
         started = time.monotonic()
@@ -257,11 +270,11 @@ def up(state: State, timeout: float = 1800) -> int:
 
 def _running_pid(state: State) -> int | None:
     try:
-        pid = int(state.pid_file.read_text())
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+        pid_text, started = state.pid_file.read_text().split()
+        pid = int(pid_text)
+    except (FileNotFoundError, ValueError):
         return None
-    return pid
+    return pid if process_start(pid) == started else None
 
 
 def down(state: State, timeout: float = 60) -> int:
@@ -274,9 +287,10 @@ def down(state: State, timeout: float = 60) -> int:
             time.sleep(0.2)
     pids_file = state.root / "pids.json"
     if pids_file.exists():
-        for child in json.loads(pids_file.read_text()):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(child, signal.SIGKILL)
+        for child, started in json.loads(pids_file.read_text()):
+            if process_start(child) == started:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(child, signal.SIGKILL)
         pids_file.unlink()
     state.ready_file.unlink(missing_ok=True)
     print("genvid: stack stopped")

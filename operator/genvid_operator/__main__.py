@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 import kopf
+from prometheus_client import start_http_server
 
 from genvid_operator import handlers  # noqa: F401  (registers the handlers)
 from genvid_operator.config import Settings
@@ -22,6 +23,8 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     settings = Settings()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
     kopf.configure(verbose=args.verbose)
     if not args.verbose:
         # kopf logs every handler call; transitions are logged by genvid_operator.reconcile.

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
 import kopf
-from prometheus_client import start_http_server
 
 from genvid_operator import metrics
 from genvid_operator.config import Settings
@@ -38,14 +38,17 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         prefix=GROUP, key="last-handled-configuration"
     )
     config = Settings()
-    if config.metrics_port:
-        start_http_server(config.metrics_port)
-    memo.ctx = Context(
-        settings=config,
-        kube=Kube(await api_client()),
-        events=await EventPublisher.connect(config.nats_url),
-        mirror=await JobMirror.connect(config.database_url) if config.database_url else None,
-    )
+    # kopf retries a failed startup: close what this attempt opened before it does.
+    async with contextlib.AsyncExitStack() as opened:
+        kube = Kube(await api_client())
+        opened.push_async_callback(kube.close)
+        events = await EventPublisher.connect(config.nats_url)
+        opened.push_async_callback(events.close)
+        mirror = await JobMirror.connect(config.database_url) if config.database_url else None
+        if mirror is not None:
+            opened.push_async_callback(mirror.close)
+        memo.ctx = Context(settings=config, kube=kube, events=events, mirror=mirror)
+        opened.pop_all()
 
 
 @kopf.on.cleanup()

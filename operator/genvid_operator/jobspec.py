@@ -22,9 +22,9 @@ CONTAINER = "worker"
 GENERATION_LABEL = "genvid.io/generation"
 MANAGED_BY = "genvid-operator"
 
-# The worker's exit codes (see genvid_worker): 3 = permanent failure, 75 = retryable (EX_TEMPFAIL).
+# The worker's permanent-failure exit code (see genvid_worker); 75 (EX_TEMPFAIL) and anything
+# else counts against backoffLimit.
 EXIT_PERMANENT = 3
-EXIT_RETRYABLE = 75
 
 
 def job_name(generation: str) -> str:
@@ -45,20 +45,27 @@ def price_per_second(settings: Settings, model: str) -> Decimal | None:
     return settings.prices_usd_per_second.get(model)
 
 
+def literal(text: str) -> str:
+    """Escape `$` so Kubernetes' `$(VAR)` expansion of args leaves user text as written.
+
+    Without it a prompt such as `$(GOOGLE_API_KEY)` would be replaced by the worker's secret.
+    """
+    return text.replace("$", "$$")
+
+
 def worker_args(name: str, spec: dict[str, Any], price: Decimal) -> list[str]:
-    args = [
-        "--job_id", name,
-        "--prompt", spec["prompt"],
-        "--model", spec["model"],
-        "--duration_seconds", str(spec["durationSeconds"]),
-        "--aspect_ratio", spec["aspectRatio"],
-        "--price_usd_per_second", str(price),
-    ]  # fmt: skip
-    if spec.get("negativePrompt"):
-        args += ["--negative_prompt", spec["negativePrompt"]]
-    if spec.get("seed") is not None:
-        args += ["--seed", str(spec["seed"])]
-    return args
+    """`--flag=value` throughout: a prompt such as `-glitch` must not read as a flag."""
+    options: dict[str, object] = {
+        "job_id": name,
+        "prompt": spec["prompt"],
+        "model": spec["model"],
+        "duration_seconds": spec["durationSeconds"],
+        "aspect_ratio": spec["aspectRatio"],
+        "price_usd_per_second": price,
+        "negative_prompt": spec.get("negativePrompt") or None,
+        "seed": spec.get("seed"),
+    }
+    return [f"--{key}={literal(str(value))}" for key, value in options.items() if value is not None]
 
 
 def build_job(vg: dict[str, Any], settings: Settings, price: Decimal) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Mirrors transitions into Postgres (`video_generation_jobs`), for the api's reads.
 
 The row is created by the api; the operator only moves it forward. `event_seq` makes the
-update idempotent and monotonic: replaying an old transition changes nothing.
+update idempotent and monotonic: replaying an old transition changes nothing, and a row in a
+final state (which the api may also set, for a job whose resource it never created) stays so.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ UPDATE video_generation_jobs SET
     video_duration_seconds = $10, cost_usd = $11, started_at = $12, finished_at = $13,
     event_seq = $14, updated_at = now()
 WHERE id = $1 AND event_seq < $14
+  AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'REJECTED')
 """
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -46,24 +46,28 @@ class Decision:
     status: Json | None = None
     create_job: bool = False
     delete_job: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def timestamp(now: dt.datetime) -> str:
     return now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _condition(type_: str, status: bool, reason: str, message: str, now: str) -> Json:
+def _condition(
+    type_: str, status: bool, reason: str, message: str, now: str, generation: int
+) -> Json:
     return {
         "type": type_,
         "status": "True" if status else "False",
         "reason": reason,
         "message": message,
+        "observedGeneration": generation,
         "lastTransitionTime": now,
     }
 
 
-def _conditions(old: list[Json], phase: str, reason: str, message: str, now: str) -> list[Json]:
+def _conditions(
+    old: list[Json], phase: str, reason: str, message: str, now: str, generation: int
+) -> list[Json]:
     """Accepted, Running and Finished, each keeping its time unless its status changes."""
     desired = [
         _condition(
@@ -72,9 +76,10 @@ def _conditions(old: list[Json], phase: str, reason: str, message: str, now: str
             reason if phase == REJECTED else "Validated",
             message if phase == REJECTED else "The request is within the limits.",
             now,
+            generation,
         ),
-        _condition("Running", phase == RUNNING, reason or phase, message, now),
-        _condition("Finished", phase in TERMINAL, reason or phase, message, now),
+        _condition("Running", phase == RUNNING, reason or phase, message, now, generation),
+        _condition("Finished", phase in TERMINAL, reason or phase, message, now, generation),
     ]
     previous = {c["type"]: c for c in old}
     for condition in desired:
@@ -91,15 +96,16 @@ def with_transition(vg: Json, changes: Json, now: dt.datetime) -> Json | None:
     new = {key: value for key, value in new.items() if value is not None}
     if not new.get("phase"):
         return None
-    stamp = timestamp(now)
+    generation = int(vg["metadata"].get("generation", 1))
     new["conditions"] = _conditions(
         old.get("conditions", []),
         new["phase"],
         new.get("reason", ""),
         new.get("message", ""),
-        stamp,
+        timestamp(now),
+        generation,
     )
-    new["observedGeneration"] = vg["metadata"].get("generation", 1)
+    new["observedGeneration"] = generation
     if any(old.get(key) != new.get(key) for key in _TRANSITION_FIELDS):
         new["eventSeq"] = int(old.get("eventSeq", 0)) + 1
     if _same(old, new):

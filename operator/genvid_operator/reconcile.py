@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,7 @@ async def _step(ctx: Context, vg: Json) -> bool:
         return False
     old = vg.get("status") or {}
     vg = await ctx.kube.patch_status(namespace, name, old, decision.status)
-    _observe(vg, old)
+    _observe(vg, old, ctx.settings.prices_usd_per_second)
     if decision.create_job:
         await _create_job(ctx, vg)
     await _sync(ctx, vg)
@@ -121,7 +122,7 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
 
 
-def _observe(vg: Json, old: Json) -> None:
+def _observe(vg: Json, old: Json, prices: Mapping[str, object]) -> None:
     status = vg.get("status") or {}
     phase = status.get("phase", "")
     if phase == old.get("phase") and status.get("reason") == old.get("reason"):
@@ -141,7 +142,8 @@ def _observe(vg: Json, old: Json) -> None:
         if wait is not None:
             metrics.QUEUE_WAIT.observe(max(wait, 0))
     if phase in TERMINAL and old.get("phase") not in TERMINAL:
-        model = vg["spec"]["model"]
+        # Only offered models become labels: a hand-made resource must not add series at will.
+        model = vg["spec"]["model"] if vg["spec"]["model"] in prices else "other"
         metrics.FINISHED.labels(phase=phase, model=model).inc()
         took = _seconds_between(status.get("queuedAt"), status.get("finishedAt"))
         if took is not None:
