@@ -4,8 +4,8 @@
 #
 #   docker build -t genvid:0.1.0 .
 #
-# Layout: /app/.venv (locked dependencies, no dev groups), /app/{api,operator,worker,crds};
-# the three packages are imported from source through PYTHONPATH (the project itself is not
+# Layout: /app/.venv (locked dependencies, no dev groups), /app/{api,contracts,operator,worker,crds};
+# the packages are imported from source through PYTHONPATH (the project itself is not
 # installed, so the dev stack package never enters the image).
 ARG PYTHON_VERSION=3.11
 
@@ -26,6 +26,7 @@ COPY pyproject.toml uv.lock ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
 COPY api/ api/
+COPY contracts/ contracts/
 COPY operator/ operator/
 COPY worker/ worker/
 COPY crds/ crds/
@@ -39,7 +40,7 @@ LABEL org.opencontainers.image.title="genvid" \
 # Owned by root and not writable by the runtime user; /tmp is an emptyDir in the chart.
 COPY --from=build /app /app
 ENV PATH=/app/.venv/bin:$PATH \
-    PYTHONPATH=/app/api:/app/operator:/app/worker \
+    PYTHONPATH=/app/api:/app/contracts:/app/operator:/app/worker \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp

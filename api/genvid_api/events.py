@@ -1,8 +1,8 @@
 """Job transitions on NATS JetStream: the stream's configuration, publishing, and subscriptions.
 
-The operator publishes every transition of a job to `genvid.jobs.<user_id>.<job_id>` with the
-header `Nats-Msg-Id: <job_id>:<event_seq>` (deduplicated by the server within two minutes) and
-a JSON body (see `transition_body`). The api publishes the same way for the few transitions it
+The operator publishes every transition of a job as `genvid_contracts.events` defines it
+(subject `genvid.jobs.<user_id>.<job_id>`, message id `<job_id>:<event_seq>`, a
+`TransitionEvent` body). The api publishes the same way for the few transitions it
 makes itself (a job canceled or rejected before its resource existed).
 
 Every SSE connection reads through its own ordered consumer: ephemeral, in memory on the
@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,36 +25,25 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy, StorageType, StreamConfig
+from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from genvid_api.models import VideoGenerationJob
+from genvid_contracts.events import (
+    MSG_ID_HEADER,
+    STREAM_NAME,
+    TransitionEvent,
+    job_subject,
+    msg_id,
+    stream_config,
+    user_subjects,
+)
+
+__all__ = ["job_subject", "user_subjects"]
 
 log = logging.getLogger(__name__)
 
-STREAM_NAME = "GENVID_JOBS"
-SUBJECT_PREFIX = "genvid.jobs"
-MSG_ID_HEADER = "Nats-Msg-Id"
 # An ordered consumer whose client vanished without deleting it is removed by the server.
 CONSUMER_INACTIVE_THRESHOLD_SECONDS = 30.0
-
-
-def stream_config() -> StreamConfig:
-    """The one definition of the GENVID_JOBS stream (the operator's must be identical)."""
-    return StreamConfig(
-        name=STREAM_NAME,
-        subjects=[f"{SUBJECT_PREFIX}.>"],
-        storage=StorageType.FILE,
-        max_age=7 * 24 * 3600,
-        duplicate_window=120,
-    )
-
-
-def job_subject(user_id: uuid.UUID | str, job_id: uuid.UUID | str) -> str:
-    return f"{SUBJECT_PREFIX}.{user_id}.{job_id}"
-
-
-def user_subjects(user_id: uuid.UUID | str) -> str:
-    return f"{SUBJECT_PREFIX}.{user_id}.*"
 
 
 async def connect(url: str) -> NATS:
@@ -81,9 +69,13 @@ async def ensure_stream(js: JetStreamContext) -> None:
             await js.stream_info(STREAM_NAME)
 
 
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
 def transition_body(job: VideoGenerationJob) -> dict[str, Any]:
-    """A job's current state in the operator's message format."""
-    return {
+    """A job's current state in the operator's message format (as parsed from NATS)."""
+    event: TransitionEvent = {
         "id": str(job.id),
         "user_id": str(job.user_id),
         "status": job.status,
@@ -91,12 +83,17 @@ def transition_body(job: VideoGenerationJob) -> dict[str, Any]:
         "reason": job.reason,
         "message": job.message,
         "attempts": job.attempts,
-        "updated_at": job.updated_at.isoformat() if job.updated_at else None,
+        "updated_at": _iso(job.updated_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+        "bucket": job.bucket,
         "object_name": job.object_name,
         "poster_object": job.poster_object,
-        "bucket": job.bucket,
+        "size_bytes": job.size_bytes,
+        "duration_seconds": job.video_duration_seconds,
         "cost_usd": None if job.cost_usd is None else str(job.cost_usd),
     }
+    return dict(event)
 
 
 async def publish_transition(js: JetStreamContext, job: VideoGenerationJob) -> None:
@@ -106,7 +103,7 @@ async def publish_transition(js: JetStreamContext, job: VideoGenerationJob) -> N
             job_subject(job.user_id, job.id),
             json.dumps(transition_body(job)).encode(),
             stream=STREAM_NAME,
-            headers={MSG_ID_HEADER: f"{job.id}:{job.event_seq}"},
+            headers={MSG_ID_HEADER: msg_id(job.id, job.event_seq)},
         )
     except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
         log.warning("could not publish transition of job %s: %r", job.id, exc)

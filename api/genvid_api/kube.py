@@ -19,15 +19,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from genvid_api.config import Settings
 from genvid_api.models import VideoGenerationJob
+from genvid_contracts.resource import GROUP, KIND, OWNER_LABEL, PART_OF_LABELS, PLURAL, VERSION
 
 log = logging.getLogger(__name__)
 
-GROUP = "genvid.io"
-VERSION = "v1alpha1"
-PLURAL = "videogenerations"
-KIND = "VideoGeneration"
-PART_OF = "genvid"
-OWNER_LABEL = "genvid.io/owner"
 MERGE_PATCH = "application/merge-patch+json"
 
 
@@ -60,7 +55,7 @@ def build_video_generation(job: VideoGenerationJob) -> dict[str, Any]:
         "kind": KIND,
         "metadata": {
             "name": str(job.id),
-            "labels": {"app.kubernetes.io/part-of": PART_OF, OWNER_LABEL: str(job.user_id)},
+            "labels": {**PART_OF_LABELS, OWNER_LABEL: str(job.user_id)},
         },
         "spec": spec,
     }

@@ -1,4 +1,4 @@
-"""Transitions as events: their JSON shape, and publishing each one to NATS JetStream once.
+"""Transitions as events (`genvid_contracts.events`), each published to NATS JetStream once.
 
 The api streams these to clients as Server-Sent Events. A transition is identified by
 `<generation>:<eventSeq>`; before publishing, the last message on the generation's subject is
@@ -8,31 +8,28 @@ outside JetStream's duplicate window (the `Nats-Msg-Id` header covers the rest).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.errors import BadRequestError, NotFoundError
 
-STREAM = StreamConfig(
-    name="GENVID_JOBS",
-    subjects=["genvid.jobs.>"],
-    storage=StorageType.FILE,
-    max_age=7 * 24 * 3600,
-    duplicate_window=120,
+from genvid_contracts.events import (
+    MSG_ID_HEADER,
+    STREAM_NAME,
+    TransitionEvent,
+    job_subject,
+    msg_id,
+    stream_config,
 )
 
 Json = dict[str, Any]
 
 
-def subject(owner: str, generation: str) -> str:
-    return f"genvid.jobs.{owner}.{generation}"
-
-
-def event_from(vg: Json) -> Json:
+def event_from(vg: Json) -> TransitionEvent:
     """The event for the VideoGeneration's current transition (its status.eventSeq)."""
     status = vg.get("status") or {}
     output = status.get("output") or {}
@@ -71,16 +68,18 @@ class EventPublisher:
         client = await nats.connect(url, name="genvid-operator", max_reconnect_attempts=-1)
         js = client.jetstream()
         try:
-            await js.stream_info(STREAM.name or "")
+            await js.stream_info(STREAM_NAME)
         except NotFoundError:
-            await js.add_stream(STREAM)
+            # The api may create it at the same moment, with the same configuration.
+            with contextlib.suppress(BadRequestError):
+                await js.add_stream(stream_config())
         return cls(client, js)
 
-    async def publish_once(self, event: Json) -> bool:
+    async def publish_once(self, event: TransitionEvent) -> bool:
         """Publish unless the subject already holds this transition; True if published."""
-        name = subject(event["user_id"], event["id"])
+        name = job_subject(event["user_id"], event["id"])
         try:
-            last = await self._js.get_last_msg(STREAM.name or "", name)
+            last = await self._js.get_last_msg(STREAM_NAME, name)
             if last.data and json.loads(last.data).get("seq", 0) >= event["seq"]:
                 return False
         except NotFoundError:
@@ -88,8 +87,8 @@ class EventPublisher:
         await self._js.publish(
             name,
             json.dumps(event).encode(),
-            headers={"Nats-Msg-Id": f"{event['id']}:{event['seq']}"},
-            stream=STREAM.name,
+            headers={MSG_ID_HEADER: msg_id(event["id"], event["seq"])},
+            stream=STREAM_NAME,
         )
         return True
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import kopf
 
+from genvid_contracts.resource import GROUP, PLURAL, VERSION
 from genvid_operator import metrics
 from genvid_operator.config import Settings
 from genvid_operator.events import EventPublisher
-from genvid_operator.jobspec import GENERATION_LABEL, GROUP, MANAGED_BY, PLURAL, VERSION
+from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
 from genvid_operator.kube import Kube, api_client
 from genvid_operator.mirror import JobMirror
 from genvid_operator.phases import TERMINAL

@@ -11,12 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from genvid_contracts.resource import GROUP, KIND, VERSION
 from genvid_operator.config import Settings
-
-GROUP = "genvid.io"
-VERSION = "v1alpha1"
-PLURAL = "videogenerations"
-KIND = "VideoGeneration"
 
 CONTAINER = "worker"
 GENERATION_LABEL = "genvid.io/generation"

@@ -7,7 +7,8 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from genvid_operator.jobspec import GENERATION_LABEL, GROUP, PLURAL, VERSION, job_name
+from genvid_contracts.resource import GROUP, PLURAL, VERSION
+from genvid_operator.jobspec import GENERATION_LABEL, job_name
 
 Json = dict[str, Any]
 _MERGE_PATCH = "application/merge-patch+json"

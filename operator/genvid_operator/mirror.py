@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
+
+from genvid_contracts.events import TransitionEvent
 
 _UPDATE = """
 UPDATE video_generation_jobs SET
@@ -46,7 +47,7 @@ class JobMirror:
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         return cls(pool)
 
-    async def write(self, event: dict[str, Any]) -> bool:
+    async def write(self, event: TransitionEvent) -> bool:
         """Apply the event; False when there is no row (a VideoGeneration made by hand)."""
         job_id = _uuid(event["id"])
         if job_id is None:

@@ -1,0 +1,60 @@
+"""The GENVID_JOBS stream: its configuration, subjects, message ids and message body.
+
+Each transition of a job is one message on `genvid.jobs.<user_id>.<job_id>`, identified by
+`<job_id>:<seq>` (JetStream drops a repeat within the duplicate window), with a
+`TransitionEvent` JSON body. The api reads these for Server-Sent Events.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from nats.js.api import StorageType, StreamConfig
+
+STREAM_NAME = "GENVID_JOBS"
+SUBJECT_PREFIX = "genvid.jobs"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+def stream_config() -> StreamConfig:
+    """Whoever starts first (api or operator) creates the stream with exactly this."""
+    return StreamConfig(
+        name=STREAM_NAME,
+        subjects=[f"{SUBJECT_PREFIX}.>"],
+        storage=StorageType.FILE,
+        max_age=7 * 24 * 3600,
+        duplicate_window=120,
+    )
+
+
+def job_subject(user_id: object, job_id: object) -> str:
+    return f"{SUBJECT_PREFIX}.{user_id}.{job_id}"
+
+
+def user_subjects(user_id: object) -> str:
+    return f"{SUBJECT_PREFIX}.{user_id}.*"
+
+
+def msg_id(job_id: object, seq: int) -> str:
+    return f"{job_id}:{seq}"
+
+
+class TransitionEvent(TypedDict):
+    """The message body. `status` is QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED or REJECTED."""
+
+    id: str
+    user_id: str
+    status: str
+    seq: int
+    reason: str | None
+    message: str | None
+    attempts: int
+    updated_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    bucket: str | None
+    object_name: str | None
+    poster_object: str | None
+    size_bytes: int | None
+    duration_seconds: float | None
+    cost_usd: str | None
