@@ -2,8 +2,8 @@
 
 Every trigger (the VideoGeneration, its Job or its pods changed, or the periodic resync)
 runs the same level-triggered pass, one at a time per object. A transition is first written
-to the VideoGeneration's status (with the next eventSeq), then published to NATS and written
-to Postgres, then recorded as synced (syncedSeq). A pass never decides a new transition while
+to the VideoGeneration's status (with the next eventSeq), then written to Postgres and
+published to NATS, then recorded as synced (syncedSeq). A pass never decides a new transition while
 an older one is unsynced, so an operator killed at any point loses no transition and
 publishes none twice.
 """
@@ -106,9 +106,10 @@ async def _sync(ctx: Context, vg: Json) -> Json:
     if not unsynced(status):
         return vg
     event = event_from(vg)
-    await ctx.events.publish_once(event)
+    # Postgres first: a client that hears of a transition and then reads the job must find it.
     if ctx.mirror is not None and not await ctx.mirror.write(event):
         log.debug("no video_generation_jobs row for %s", event["id"])
+    await ctx.events.publish_once(event)
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
     return await ctx.kube.patch_status(
         namespace, name, status, {**status, "syncedSeq": status["eventSeq"]}
