@@ -35,6 +35,7 @@ from nats.js import JetStreamContext
 from genvid_api.config import Settings
 from genvid_api.events import STREAM_NAME, ensure_stream, job_subject
 from genvid_api.main import create_app
+from genvid_api.security import create_access_token
 from genvid_devstack import apps
 
 REPO = Path(__file__).resolve().parents[1]
@@ -157,6 +158,27 @@ class ApiClient:
 # Fixtures
 
 
+@contextlib.asynccontextmanager
+async def scratch_database(stack_env: dict[str, str], prefix: str) -> AsyncIterator[str]:
+    """A new, empty database on the stack's server (its URL), dropped afterwards."""
+    base = stack_env["DATABASE_URL"]
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    parts = urllib.parse.urlsplit(base)
+    try:
+        yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        admin = await asyncpg.connect(base)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
 @pytest.fixture(scope="session")
 async def api_database(stack_env: dict[str, str]) -> AsyncIterator[str]:
     """A database of the api tests' own on the stack's server.
@@ -165,20 +187,8 @@ async def api_database(stack_env: dict[str, str]) -> AsyncIterator[str]:
     pipeline tests'), each with an outbox that adopts any orphaned row: sharing that database
     would let them create these tests' resources in their namespaces, and the other way round.
     """
-    base = stack_env["DATABASE_URL"]
-    name = f"genvid_api_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    parts = urllib.parse.urlsplit(base)
-    yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(stack_env, "genvid_api") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -415,3 +425,87 @@ def start_api_process(env: dict[str, str], log: Path) -> ApiProcess:
             server.stop()
             raise AssertionError(f"api process did not start:\n{server.log_tail()}")
         time.sleep(0.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Social: generations made SUCCEEDED as the operator would, published videos
+
+
+@dataclass
+class Social:
+    """Publishing on top of an ApiClient: SUCCEEDED generations are written into the database
+    as the operator writes them (status, bucket, object names), then published via the api."""
+
+    api: ApiClient
+    db: asyncpg.Pool
+    bucket: str
+
+    async def succeeded_generation(self, account: Account, prompt: str | None = None) -> str:
+        """A job row as POST /generate leaves it, finished as the operator finishes it (no
+        custom resource: `resource_created` is true, so no outbox touches it)."""
+        job_id = uuid.uuid4()
+        await self.db.execute(
+            "INSERT INTO video_generation_jobs (id, user_id, prompt, model, duration_seconds, "
+            "aspect_ratio, status, resource_created, event_seq, bucket, object_name, "
+            "poster_object, size_bytes, cost_usd, started_at, finished_at) VALUES "
+            "($1, $2, $3, 'veo-3.0-fast-generate-001', 4, '16:9', 'SUCCEEDED', true, 4, $4, $5, "
+            "$6, 1024, 0.4, now(), now())",
+            job_id, uuid.UUID(account.user_id), prompt or f"a lighthouse {job_id.hex[:6]}",
+            self.bucket, f"previews/{job_id}/preview.mp4", f"previews/{job_id}/poster.jpg",
+        )  # fmt: skip
+        return str(job_id)
+
+    async def publish(
+        self, account: Account, title: str | None = None, description: str = ""
+    ) -> dict[str, Any]:
+        """A new SUCCEEDED generation of `account`, published; the video as the api returns it."""
+        generation_id = await self.succeeded_generation(account)
+        response = await self.api.http.post(
+            "/videos",
+            json={
+                "generation_id": generation_id,
+                "title": title or f"video {generation_id[:8]}",
+                "description": description,
+            },
+            headers=account.auth,
+        )
+        assert response.status_code == 201, response.text
+        video: dict[str, Any] = response.json()
+        return video
+
+    async def pages(
+        self, account: Account, path: str, limit: int = 20, **params: str
+    ) -> list[dict[str, Any]]:
+        """Every item of a paginated listing, following next_cursor to the end."""
+        items: list[dict[str, Any]] = []
+        cursor: str | None = None
+        while True:
+            query: dict[str, str | int] = {"limit": limit, **params}
+            if cursor:
+                query["cursor"] = cursor
+            response = await self.api.http.get(path, params=query, headers=account.auth)
+            assert response.status_code == 200, response.text
+            body = response.json()
+            items.extend(body["items"])
+            cursor = body["next_cursor"]
+            if cursor is None:
+                return items
+
+    async def account(self, prefix: str = "fan") -> Account:
+        """A user written straight into the database with an access token minted for it: many
+        users fast (registering hashes a password with argon2 each time)."""
+        user_id = uuid.uuid4()
+        name = f"{prefix}{user_id.hex[:10]}"
+        await self.db.execute(
+            "INSERT INTO users (id, email, username, hashed_password) VALUES ($1, $2, $3, 'x')",
+            user_id, f"{name}@example.com", name,
+        )  # fmt: skip
+        token = create_access_token(self.api.app.state.settings, user_id).token
+        return Account(
+            user_id=str(user_id),
+            username=name,
+            email=f"{name}@example.com",
+            password="",
+            access_token=token,
+            refresh_token="",
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from genvid_api import users
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
-from genvid_api.models import User
+from genvid_api.models import ErrorBody, User
 from genvid_api.security import InvalidToken, TokenType, decode_token
 
 # auto_error=False: the 401 (with its WWW-Authenticate header) is raised below, in one place.
@@ -71,3 +71,14 @@ async def get_current_user(
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def error(description: str) -> dict[str, Any]:
+    """An OpenAPI `responses` entry for an error with a `{"detail": "..."}` body."""
+    return {"description": description, "model": ErrorBody}
+
+
+Responses = dict[int | str, dict[str, Any]]
+
+# On every router whose routes take CurrentUser.
+AUTH_RESPONSES: Responses = {401: error("Missing, invalid, expired or forged access token")}

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
@@ -22,7 +23,8 @@ from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
 from genvid_api.kube import Kube
-from genvid_api.routes import auth, generations, users
+from genvid_api.models import ErrorBody
+from genvid_api.routes import auth, feed, generations, users, videos
 from genvid_api.routes import events as events_routes
 from genvid_api.signing import create_signer
 
@@ -37,6 +39,11 @@ GenVid turns a text prompt into a short preview video, asynchronously.
   server-sent events of `GET /generations/{id}/events` and `GET /events`.
 * Once a generation has SUCCEEDED its `video_url` and `poster_url` are signed URLs valid for a
   few minutes: fetch them again from the api when they expire.
+* `POST /videos` publishes a SUCCEEDED generation; `GET /feed` (everyone) and
+  `GET /feed/following` list published videos newest first, `?cursor=` taking the previous
+  page's `next_cursor`. Like (`PUT /videos/{id}/like`), comment, follow
+  (`PUT /users/{username}/follow`); `GET /users/{username}` is a profile. Generations stay
+  private unless published.
 
 Errors are JSON: `{"detail": "..."}` or, for invalid input (422), `{"detail": [{"loc": ...,
 "msg": ..., "type": ...}]}`.
@@ -87,6 +94,37 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _document_unparsable_bodies(app: FastAPI) -> None:
+    """FastAPI answers a body it cannot decode (not UTF-8, say) with 400 before validation;
+    say so on every operation that takes a body, present and future."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for operations in schema.get("paths", {}).values():
+                for operation in operations.values():
+                    if "requestBody" in operation:
+                        operation["responses"].setdefault(
+                            "400",
+                            {
+                                "description": "The body could not be parsed",
+                                "content": {
+                                    "application/json": {
+                                        "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                                    }
+                                },
+                            },
+                        )
+            schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+                "ErrorBody", ErrorBody.model_json_schema()
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # type: ignore[call-arg]  # required values from env
     app = FastAPI(
@@ -101,9 +139,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(users.router)
     app.include_router(generations.router)
     app.include_router(events_routes.router)
+    app.include_router(videos.router)
+    app.include_router(feed.router)
 
     @app.get("/healthz", tags=["health"], include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    _document_unparsable_bodies(app)
     return app

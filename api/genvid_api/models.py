@@ -1,8 +1,10 @@
 """Tables (SQLModel) and the request/response models of the HTTP API.
 
-The tables mirror the Alembic migration in api/migrations/; `video_generation_jobs` is shared
+The tables mirror the Alembic migrations in api/migrations/; `video_generation_jobs` is shared
 with the operator (it writes status, output and cost; the api inserts rows and sets
-`resource_created` and `cancel_requested`).
+`resource_created` and `cancel_requested`). The social tables (`videos`, `follows`, `likes`,
+`comments`) are the api's alone; `videos.like_count` and `videos.comment_count` are kept by
+statement-level triggers on `likes` and `comments` (migration 0002_social), not by this code.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ class User(SQLModel, table=True):
     __table_args__ = (
         sa.Index("uq_users_email_lower", sa.text("lower(email)"), unique=True),
         sa.Index("uq_users_username_lower", sa.text("lower(username)"), unique=True),
+        # Deactivated users, for the feeds' "author is active" anti-join (0002_social).
+        sa.Index("ix_users_inactive", "id", postgresql_where=sa.text("is_active IS false")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -132,6 +136,98 @@ class VideoGenerationJob(SQLModel, table=True):
     finished_at: datetime | None = _timestamp(nullable=True, server_default=False)
 
 
+class Video(SQLModel, table=True):
+    """A SUCCEEDED generation its owner published. Unpublishing deletes the row (the generation
+    stays, private); likes and comments go with it (ON DELETE CASCADE)."""
+
+    __tablename__ = "videos"
+    __table_args__ = (
+        sa.UniqueConstraint("generation_id", name="uq_videos_generation_id"),
+        sa.CheckConstraint(
+            "char_length(title) BETWEEN 1 AND 120 AND btrim(title) <> ''", name="ck_videos_title"
+        ),
+        sa.CheckConstraint("char_length(description) <= 2000", name="ck_videos_description"),
+        sa.CheckConstraint("like_count >= 0 AND comment_count >= 0", name="ck_videos_counts"),
+        # The public feed: keyset on (published_at DESC, id DESC); user_id included so the
+        # following feed's walk over the newest videos is index-only.
+        sa.Index(
+            "ix_videos_published",
+            sa.text("published_at DESC"),
+            sa.text("id DESC"),
+            postgresql_include=["user_id"],
+        ),
+        # Profiles, and the following feed (index-only per followee).
+        sa.Index(
+            "ix_videos_user_published",
+            "user_id",
+            sa.text("published_at DESC"),
+            sa.text("id DESC"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    generation_id: uuid.UUID = Field(foreign_key="video_generation_jobs.id", ondelete="CASCADE")
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    title: str = Field(sa_type=sa.Text)
+    description: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
+    published_at: datetime = _timestamp()
+    like_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    comment_count: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class Follow(SQLModel, table=True):
+    __tablename__ = "follows"
+    __table_args__ = (
+        sa.CheckConstraint("follower_id <> followee_id", name="ck_follows_not_self"),
+        # Followers of a user, newest first (and the FK's cascade from users).
+        sa.Index(
+            "ix_follows_followee",
+            "followee_id",
+            sa.text("created_at DESC"),
+            sa.text("follower_id DESC"),
+        ),
+        # Whom a user follows, newest first (the primary key serves the following feed).
+        sa.Index(
+            "ix_follows_follower_created",
+            "follower_id",
+            sa.text("created_at DESC"),
+            sa.text("followee_id DESC"),
+        ),
+    )
+
+    follower_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    followee_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    created_at: datetime = _timestamp()
+
+
+class Like(SQLModel, table=True):
+    """One per user and video (the primary key); `videos.like_count` counts them."""
+
+    __tablename__ = "likes"
+    __table_args__ = (sa.Index("ix_likes_video_id", "video_id"),)
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    video_id: uuid.UUID = Field(foreign_key="videos.id", ondelete="CASCADE", primary_key=True)
+    created_at: datetime = _timestamp()
+
+
+class Comment(SQLModel, table=True):
+    __tablename__ = "comments"
+    __table_args__ = (
+        sa.CheckConstraint("char_length(body) BETWEEN 1 AND 2000", name="ck_comments_body"),
+        # A video's comments in order (keyset on (created_at, id)).
+        sa.Index("ix_comments_video_created", "video_id", "created_at", "id"),
+        sa.Index("ix_comments_author_id", "author_id"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    video_id: uuid.UUID = Field(foreign_key="videos.id", ondelete="CASCADE")
+    author_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = _timestamp()
+    edited_at: datetime | None = _timestamp(nullable=True, server_default=False)
+
+
 # ---------------------------------------------------------------------------------------------
 # Validation shared by request models
 
@@ -150,7 +246,8 @@ def _not_blank(value: str) -> str:
     return value
 
 
-_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$")
+USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
+_USERNAME = re.compile(USERNAME_PATTERN)
 # Pragmatic address check: one @, no spaces, a dot in the domain. Delivery proves the rest.
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _COMMON_PASSWORDS = frozenset(
@@ -168,7 +265,7 @@ def _repeats(value: str) -> bool:
 
 def _email(value: str) -> str:
     value = value.strip()
-    if len(value) > 254 or not _EMAIL.fullmatch(value):
+    if len(value) > 254 or not _EMAIL.fullmatch(value) or not value.isprintable():
         raise ValueError("is not a valid email address")
     return value.lower()
 
@@ -327,3 +424,139 @@ class GenerationPublic(BaseModel):
 class GenerationPage(BaseModel):
     items: list[GenerationPublic]
     next_cursor: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Social: videos, feeds, likes, comments, follows, profiles
+
+Title = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=120),
+    AfterValidator(_not_blank),
+    AfterValidator(_no_control_characters),
+]
+Description = Annotated[
+    str, StringConstraints(max_length=2000), AfterValidator(_no_control_characters)
+]
+CommentBody = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2000),
+    AfterValidator(_not_blank),
+    AfterValidator(_no_control_characters),
+]
+
+
+class VideoCreate(BaseModel):
+    """Body of POST /videos: publish one of my SUCCEEDED generations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    generation_id: uuid.UUID
+    title: Title
+    description: Description = ""
+
+
+class Author(BaseModel):
+    """What anyone may see of a user next to their content (never the email)."""
+
+    id: uuid.UUID
+    username: str
+
+
+class VideoPublic(BaseModel):
+    id: uuid.UUID
+    author: Author
+    title: str
+    description: str
+    published_at: datetime
+    like_count: int
+    comment_count: int
+    liked_by_me: bool
+    aspect_ratio: str
+    duration_seconds: int
+    generation_id: uuid.UUID | None = pydantic.Field(
+        default=None, description="The published generation; only its owner sees it."
+    )
+    video_url: str | None = None
+    poster_url: str | None = None
+    urls_expire_at: datetime | None = None
+
+
+class VideoPage(BaseModel):
+    items: list[VideoPublic]
+    next_cursor: str | None = None
+
+
+class LikeState(BaseModel):
+    video_id: uuid.UUID
+    liked: bool
+    like_count: int
+
+
+class CommentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: CommentBody
+
+
+class CommentUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: CommentBody
+
+
+class CommentPublic(BaseModel):
+    id: uuid.UUID
+    video_id: uuid.UUID
+    author: Author
+    body: str
+    created_at: datetime
+    edited_at: datetime | None
+
+
+class CommentPage(BaseModel):
+    items: list[CommentPublic]
+    next_cursor: str | None = None
+
+
+class FollowState(BaseModel):
+    username: str
+    following: bool
+    follower_count: int
+
+
+class FollowUser(BaseModel):
+    id: uuid.UUID
+    username: str
+    followed_at: datetime
+
+
+class FollowPage(BaseModel):
+    items: list[FollowUser]
+    next_cursor: str | None = None
+
+
+class ProfileCounts(BaseModel):
+    follower_count: int
+    following_count: int
+    video_count: int
+
+
+class Profile(ProfileCounts):
+    """GET /users/{username}: the user, counts, and the first page of their videos."""
+
+    id: uuid.UUID
+    username: str
+    created_at: datetime
+    followed_by_me: bool
+    videos: VideoPage
+
+
+class Me(UserPublic, ProfileCounts):
+    """GET /me: the signed-in user (with the email, theirs to see) and their counts."""
+
+
+class ErrorBody(BaseModel):
+    """Every error but 422: `{"detail": "message"}`."""
+
+    detail: str

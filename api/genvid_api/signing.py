@@ -14,10 +14,12 @@ Two modes (settings.signing_mode):
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import anyio
 import anyio.to_thread
 import google.auth
 import google.auth.credentials
@@ -32,6 +34,7 @@ from genvid_api.config import Settings, SigningMode
 
 LOCAL_SIGNER_EMAIL = "genvid-local-signer@genvid-local.iam.gserviceaccount.com"
 _SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
+IAM_CONCURRENCY = 16  # signBlob calls in flight per process
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class SignedUrl:
 
 class UrlSigner(Protocol):
     async def sign(self, bucket: str, object_name: str) -> SignedUrl: ...
+
+    async def sign_many(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
+        """URLs for (bucket, object) pairs, in order: one call per response, not per item."""
+        ...
 
 
 def _credentials_for(key: rsa.RSAPrivateKey) -> service_account.Credentials:
@@ -97,6 +104,10 @@ class LocalSigner:
         )
         return SignedUrl(url=url, expires_at=expires_at)
 
+    async def sign_many(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
+        # ~0.25 ms of RSA per URL: a feed page of 20 items (40 URLs) costs ~10 ms of CPU.
+        return [await self.sign(bucket, name) for bucket, name in objects]
+
 
 class IamSigner:
     """Signs through IAM signBlob with the workload's own (or a configured) service account."""
@@ -108,6 +119,7 @@ class IamSigner:
         self._email = service_account_email
         self._ttl = ttl
         self._lock = threading.Lock()
+        self._limiter = anyio.CapacityLimiter(IAM_CONCURRENCY)
 
     def _token_and_email(self) -> tuple[str, str]:
         with self._lock:
@@ -134,6 +146,25 @@ class IamSigner:
     async def sign(self, bucket: str, object_name: str) -> SignedUrl:
         # Refreshing credentials and signBlob are HTTP calls: keep them off the event loop.
         return await anyio.to_thread.run_sync(self._sign_blocking, bucket, object_name)
+
+    async def sign_many(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
+        """signBlob has no batch form: one HTTP call per URL, made concurrently (at most
+        IAM_CONCURRENCY at a time) after one credential refresh, so a page costs about one
+        round trip of latency (and len(objects) calls of IAM quota)."""
+        if not objects:
+            return []
+        await anyio.to_thread.run_sync(self._token_and_email)  # refresh once, not per thread
+        results: list[SignedUrl | None] = [None] * len(objects)
+
+        async def one(index: int, bucket: str, name: str) -> None:
+            results[index] = await anyio.to_thread.run_sync(
+                self._sign_blocking, bucket, name, limiter=self._limiter
+            )
+
+        async with anyio.create_task_group() as group:
+            for index, (bucket, name) in enumerate(objects):
+                group.start_soon(one, index, bucket, name)
+        return [result for result in results if result is not None]
 
 
 def create_signer(settings: Settings) -> UrlSigner:

@@ -26,6 +26,8 @@ async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
 async def get_by_login(session: AsyncSession, login: str) -> User | None:
     """By username (case-insensitive) or email."""
     login = login.strip().lower()
+    if "\x00" in login:  # PostgreSQL text cannot hold NUL: no user has it
+        return None
     result = await session.exec(
         select(User).where(
             sa.or_(
@@ -71,3 +73,15 @@ async def update_password_hash(session: AsyncSession, user: User, hashed_passwor
     user.hashed_password = hashed_password
     session.add(user)
     await session.commit()
+
+
+async def get_active_by_username(session: AsyncSession, username: str) -> User | None:
+    """Case-insensitive, as usernames are unique (uq_users_username_lower)."""
+    if "\x00" in username:
+        return None
+    result = await session.exec(
+        select(User).where(
+            sa.func.lower(col(User.username)) == username.lower(), col(User.is_active).is_(True)
+        )
+    )
+    return result.first()

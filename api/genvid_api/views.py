@@ -1,13 +1,23 @@
-"""What clients see of a job: its public model and its SSE payload, with fresh signed URLs."""
+"""What clients see of a job (its public model, its SSE payload) and of published videos, with
+fresh signed URLs."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from genvid_api.config import Settings
-from genvid_api.models import GenerationPublic, JobStatus, VideoGenerationJob
+from genvid_api.models import (
+    Author,
+    GenerationPublic,
+    JobStatus,
+    VideoGenerationJob,
+    VideoPublic,
+)
 from genvid_api.signing import SignedUrl, UrlSigner
+from genvid_api.videos import FeedRow
 
 
 async def _sign_pair(
@@ -62,3 +72,38 @@ async def event_payload(
         payload["poster_url"] = poster.url if poster else None
         payload["urls_expire_at"] = video.expires_at.isoformat() if video else None
     return payload
+
+
+async def present_videos(
+    rows: Sequence[FeedRow], viewer_id: uuid.UUID, signer: UrlSigner, settings: Settings
+) -> list[VideoPublic]:
+    """Listing items with URLs signed now: one signer call for the whole page."""
+    wanted: list[tuple[str, str]] = []
+    for row in rows:
+        bucket = row.bucket or settings.bucket
+        wanted.extend((bucket, name) for name in (row.object_name, row.poster_object) if name)
+    signed = iter(await signer.sign_many(wanted))
+    items = []
+    for row in rows:
+        video = next(signed) if row.object_name else None
+        poster = next(signed) if row.poster_object else None
+        expires = video or poster
+        items.append(
+            VideoPublic(
+                id=row.id,
+                author=Author(id=row.user_id, username=row.username),
+                title=row.title,
+                description=row.description,
+                published_at=row.published_at,
+                like_count=row.like_count,
+                comment_count=row.comment_count,
+                liked_by_me=row.liked_by_me,
+                aspect_ratio=row.aspect_ratio,
+                duration_seconds=row.duration_seconds,
+                generation_id=row.generation_id if row.user_id == viewer_id else None,
+                video_url=video.url if video else None,
+                poster_url=poster.url if poster else None,
+                urls_expire_at=expires.expires_at if expires else None,
+            )
+        )
+    return items

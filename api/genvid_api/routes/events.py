@@ -25,11 +25,11 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from genvid_api import events, jobs
 from genvid_api.context import AppContext
-from genvid_api.deps import Ctx, CurrentUser
+from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser
 from genvid_api.models import TERMINAL_STATUSES, VideoGenerationJob
 from genvid_api.views import event_payload
 
-router = APIRouter(tags=["events"])
+router = APIRouter(tags=["events"], responses=AUTH_RESPONSES)
 
 SNAPSHOT_ID = 0
 

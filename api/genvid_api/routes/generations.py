@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
 from genvid_api import events, jobs, outbox
-from genvid_api.deps import Ctx, CurrentUser, SessionDep
+from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser, SessionDep
 from genvid_api.kube import KubeUnavailable
 from genvid_api.models import (
     TERMINAL_STATUSES,
@@ -22,7 +22,7 @@ from genvid_api.models import (
 from genvid_api.views import present_job, present_many
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["generations"])
+router = APIRouter(tags=["generations"], responses=AUTH_RESPONSES)
 
 # Printable ASCII without spaces at the ends; the CRD allows 255 characters.
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
