@@ -74,6 +74,7 @@ lint: venv ## ruff, mypy and the import contracts.
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy bench/
 	$(VENV)/bin/lint-imports
 
 .PHONY: fmt
@@ -84,3 +85,9 @@ fmt: venv ## Format and autofix.
 .PHONY: test
 test: lint binaries ## Lint, then the whole suite against a fresh local stack.
 	env -u KUBECONFIG -u DATABASE_URL $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+##@ Benchmarks
+
+.PHONY: bench
+bench: venv ## Feed and like latency on 10k users, 100k videos, 1M likes (BENCH_ARGS=--quick: small).
+	$(PY) bench/feed.py $(BENCH_ARGS)
