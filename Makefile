@@ -47,12 +47,15 @@ lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml.
 
 ##@ Development
 
+# With KUBECONFIG set, the stack uses that cluster and needs no control-plane binaries.
+STACK_BINARIES := $(if $(KUBECONFIG),,binaries)
+
 .PHONY: dev
-dev: venv binaries ## Run the local stack in the foreground; Ctrl-C stops everything.
+dev: venv $(STACK_BINARIES) ## Run GenVid locally in the foreground; Ctrl-C stops everything.
 	$(PY) -m genvid_devstack run
 
 .PHONY: up
-up: venv binaries ## Start the local stack in the background (settings in .genvid/env).
+up: venv $(STACK_BINARIES) ## Start the local stack in the background (settings in .genvid/env).
 	$(PY) -m genvid_devstack up
 
 .PHONY: down
