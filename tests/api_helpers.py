@@ -281,9 +281,27 @@ async def publish_transition(
     return int(ack.seq)
 
 
-async def consumer_count(js: JetStreamContext) -> int:
-    info = await js.stream_info(STREAM_NAME)
-    return int(info.state.consumer_count)
+CONSUMER_LIST_PAGE = 256  # the server's page size for $JS.API.CONSUMER.LIST
+
+
+async def consumer_count(js: JetStreamContext, user_id: str) -> int:
+    """Consumers on GENVID_JOBS reading one user's subjects (their job and user streams).
+
+    Counting only the test's own (new) user keeps other tests' consumers, still being deleted
+    or expiring on a loaded machine, out of the count.
+    """
+    prefix = job_subject(user_id, "")
+    count, offset = 0, 0
+    while True:
+        page = await js.consumers_info(STREAM_NAME, offset=offset)
+        for info in page:
+            config = info.config
+            subjects = [config.filter_subject or "", *(config.filter_subjects or [])]
+            if any(subject.startswith(prefix) for subject in subjects):
+                count += 1
+        if len(page) < CONSUMER_LIST_PAGE:
+            return count
+        offset += len(page)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -417,7 +435,8 @@ def start_api_process(env: dict[str, str], log: Path) -> ApiProcess:
         if process.poll() is not None:
             raise AssertionError(f"api process exited:\n{server.log_tail()}")
         try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
+            healthz = httpx.get(f"{server.url}/healthz", timeout=1, trust_env=False)
+            if healthz.status_code == 200:
                 return server
         except httpx.HTTPError:
             pass

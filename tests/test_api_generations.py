@@ -8,7 +8,7 @@ import json
 import os
 import urllib.parse
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
+from nats.js import JetStreamContext
 
-from api_helpers import ApiClient, eventually, in_process_api, kubectl
+from api_helpers import ApiClient, eventually, in_process_api, kubectl, make_settings
+from genvid_api import jobs
 from genvid_api.config import Settings
+from genvid_api.events import STREAM_NAME, job_subject
+from genvid_api.models import VideoGenerationJob
 
 pytestmark = pytest.mark.stack
 pytest_plugins = ["api_helpers"]
@@ -312,6 +316,55 @@ async def test_outbox_rejects_a_row_the_apiserver_refuses(
     assert get_resource(stack_env, api_settings.namespace, job_id) is None
 
 
+class GatedKube:
+    """The real client, with creates held until `gate` opens (a slow apiserver)."""
+
+    def __init__(self, inner: Any, gate: asyncio.Event) -> None:
+        self._inner = inner
+        self._gate = gate
+        self.waiting = 0
+
+    async def create(self, job: VideoGenerationJob) -> bool:
+        self.waiting += 1
+        await self._gate.wait()
+        return bool(await self._inner.create(job))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+async def test_generate_holds_one_connection_while_the_apiserver_is_slow(
+    api_settings: Settings,
+) -> None:
+    """Ten creates waiting on the apiserver hold ten pooled connections, not twenty (the
+    whole pool): other requests are still served."""
+    quiet = api_settings.model_copy(update={"outbox_enabled": False})
+    async with in_process_api(quiet) as replica:
+        account = await replica.register()
+        ctx = replica.app.state.ctx
+        gate = asyncio.Event()
+        kube = GatedKube(ctx.kube, gate)
+        ctx.kube = kube
+        tasks = [
+            asyncio.create_task(replica.generate(account, prompt=f"slow {n}")) for n in range(10)
+        ]
+        try:
+
+            async def all_waiting() -> bool:
+                return kube.waiting == 10
+
+            await eventually(all_waiting, what="ten creates waiting on the apiserver")
+            assert ctx.engine.pool.checkedout() <= 10
+            async with asyncio.timeout(10):
+                listing = await replica.http.get("/generations", headers=account.auth)
+            assert listing.status_code == 200
+        finally:
+            gate.set()
+            responses = await asyncio.gather(*tasks)
+        assert [r.status_code for r in responses] == [202] * 10
+        assert all(r.json()["status"] == "QUEUED" for r in responses)
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading
 
@@ -379,18 +432,241 @@ async def test_cancel_patches_the_resource(
     assert again.status_code == 202
 
 
-async def test_cancel_before_the_resource_exists_cancels_at_once(
+async def job_row(db: asyncpg.Pool, job_id: str) -> asyncpg.Record:
+    row = await db.fetchrow("SELECT * FROM video_generation_jobs WHERE id = $1", uuid.UUID(job_id))
+    assert row is not None
+    return row
+
+
+async def store_resource(api: ApiClient, db: asyncpg.Pool, job_id: str) -> None:
+    """The job's VideoGeneration as a create whose answer was lost (timeout, 5xx) stored it:
+    `cancel: false`, while the row still says resource_created=false."""
+    row = await job_row(db, job_id)
+    job = VideoGenerationJob.model_validate(dict(row))
+    job.cancel_requested = False
+    assert await api.app.state.ctx.kube.create(job) is True
+
+
+async def test_cancel_before_the_resource_exists_creates_it_canceled(
     api: ApiClient, stack_env: dict[str, str], api_settings: Settings, db: asyncpg.Pool
 ) -> None:
+    """Nothing is finished locally: the resource is created with spec.cancel=true and the
+    operator cancels it (without a Job), publishing the transition itself."""
     account = await api.register()
     # created_at in the future keeps the outbox away from it for this test.
     job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
+    before = (await job_row(db, job_id))["updated_at"]
     response = await api.http.post(f"/generations/{job_id}/cancel", headers=account.auth)
     assert response.status_code == 202
     body = response.json()
-    assert (body["status"], body["reason"]) == ("CANCELED", "CanceledByUser")
-    assert body["finished_at"] is not None
+    assert (body["status"], body["cancel_requested"]) == ("QUEUED", True)
+    assert body["finished_at"] is None
+    resource = get_resource(stack_env, api_settings.namespace, job_id)
+    assert resource is not None and resource["spec"]["cancel"] is True
+    row = await job_row(db, job_id)
+    assert (row["status"], row["event_seq"], row["resource_created"]) == ("QUEUED", 0, True)
+    assert row["cancel_delivered_at"] is not None
+    assert row["updated_at"] > before
+
+
+@pytest.mark.parametrize(("status", "seq"), [("QUEUED", 0), ("RUNNING", 2)])
+async def test_cancel_after_a_create_that_failed_but_was_stored_cancels_the_resource(
+    api: ApiClient,
+    stack_env: dict[str, str],
+    api_settings: Settings,
+    db: asyncpg.Pool,
+    status: str,
+    seq: int,
+) -> None:
+    """The billing race: POST /generate's create timed out but the apiserver stored it. A
+    cancel must reach that resource, not finish the row locally while the operator runs it
+    (and the operator may already have mirrored its transitions into the unflagged row)."""
+    account = await api.register()
+    job_id = await insert_job(
+        db, account.user_id, status=status, event_seq=seq,
+        created_at=datetime(2100, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+    await store_resource(api, db, job_id)
+    response = await api.http.post(f"/generations/{job_id}/cancel", headers=account.auth)
+    assert response.status_code == 202
+    assert (response.json()["status"], response.json()["cancel_requested"]) == (status, True)
+    resource = get_resource(stack_env, api_settings.namespace, job_id)
+    assert resource is not None and resource["spec"]["cancel"] is True
+    row = await job_row(db, job_id)
+    assert (row["status"], row["event_seq"], row["resource_created"]) == (status, seq, True)
+    assert row["cancel_delivered_at"] is not None
+
+
+async def test_outbox_flags_an_unflagged_row_the_operator_already_runs(
+    api: ApiClient, api_settings: Settings, db: asyncpg.Pool
+) -> None:
+    account = await api.register()
+    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
+    await store_resource(api, db, job_id)
+    await db.execute(
+        "UPDATE video_generation_jobs SET status = 'RUNNING', event_seq = 2, "
+        "created_at = now() - interval '1 minute' WHERE id = $1",
+        uuid.UUID(job_id),
+    )
+
+    async def flagged() -> bool:
+        return bool((await job_row(db, job_id))["resource_created"])
+
+    await eventually(flagged, what="the outbox to flag the row")
+    assert (await job_row(db, job_id))["status"] == "RUNNING"
+
+
+async def test_outbox_cancels_a_stored_resource_of_a_canceled_unflagged_row(
+    api: ApiClient, stack_env: dict[str, str], api_settings: Settings, db: asyncpg.Pool
+) -> None:
+    """The same race, with the cancel's own create lost too: the outbox finds the row
+    (cancel_requested, resource_created=false), gets 409 and sets spec.cancel on it."""
+    account = await api.register()
+    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
+    await store_resource(api, db, job_id)
+    await db.execute(
+        "UPDATE video_generation_jobs SET cancel_requested = true, "
+        "created_at = now() - interval '1 minute', updated_at = now() WHERE id = $1",
+        uuid.UUID(job_id),
+    )
+
+    async def canceled() -> bool:
+        resource = get_resource(stack_env, api_settings.namespace, job_id)
+        return resource is not None and resource["spec"]["cancel"] is True
+
+    await eventually(canceled, what="the outbox to set spec.cancel")
+
+    async def flagged() -> asyncpg.Record | None:
+        row = await job_row(db, job_id)
+        return row if row["cancel_delivered_at"] is not None else None
+
+    row = await eventually(flagged, what="the row to record the delivered cancel")
+    assert (row["status"], row["event_seq"], row["resource_created"]) == ("QUEUED", 0, True)
+
+
+async def test_cancel_while_the_apiserver_is_down_is_delivered_by_the_outbox(
+    api: ApiClient,
+    stack_env: dict[str, str],
+    api_settings: Settings,
+    unreachable_kubeconfig: str,
+) -> None:
+    """The replica can reach neither to create nor to cancel: the job stays QUEUED with
+    cancel_requested, and an outbox creates the resource already canceled."""
+    broken = api_settings.model_copy(
+        update={"kubeconfig": unreachable_kubeconfig, "outbox_enabled": False}
+    )
+    async with in_process_api(broken) as replica:
+        account = await replica.register()
+        job_id = (await replica.generate(account, prompt="never mind")).json()["id"]
+        response = await replica.http.post(f"/generations/{job_id}/cancel", headers=account.auth)
+    assert response.status_code == 202
+    assert (response.json()["status"], response.json()["cancel_requested"]) == ("QUEUED", True)
+
+    async def canceled() -> bool:
+        resource = get_resource(stack_env, api_settings.namespace, job_id)
+        return resource is not None and resource["spec"]["cancel"] is True
+
+    await eventually(canceled, what="the healthy replica's outbox to create it canceled")
+
+
+async def test_cancel_of_a_spec_the_apiserver_rejects_is_rejected(
+    api: ApiClient, stack_env: dict[str, str], api_settings: Settings, db: asyncpg.Pool
+) -> None:
+    """The one case the api still finishes itself: the resource can never exist."""
+    account = await api.register()
+    job_id = await insert_job(
+        db, account.user_id, model="Not A Valid Model", created_at=datetime(2100, 1, 1, tzinfo=UTC)
+    )
+    response = await api.http.post(f"/generations/{job_id}/cancel", headers=account.auth)
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["status"], body["reason"], body["cancel_requested"]) == (
+        "REJECTED",
+        "InvalidSpec",
+        True,
+    )
+    assert (await job_row(db, job_id))["event_seq"] == 1
     assert get_resource(stack_env, api_settings.namespace, job_id) is None
+
+
+async def test_outbox_treats_a_vanished_resource_as_a_delivered_cancel(
+    api: ApiClient, db: asyncpg.Pool
+) -> None:
+    """A cancel whose resource is gone (404) is not re-sent on every pass forever."""
+    account = await api.register()
+    job_id = await insert_job(
+        db, account.user_id, status="RUNNING", resource_created=True, cancel_requested=True,
+        updated_at=datetime(2020, 1, 1, tzinfo=UTC),
+    )  # fmt: skip
+
+    async def settled() -> asyncpg.Record | None:
+        row = await job_row(db, job_id)
+        return row if row["cancel_delivered_at"] is not None else None
+
+    row = await eventually(settled, what="the outbox to give up on the vanished resource")
+    assert row["status"] == "RUNNING"  # the operator's to change, not the api's
+
+
+async def test_cancel_is_not_resent_before_the_grace_period(
+    api: ApiClient, api_settings: Settings, db: asyncpg.Pool
+) -> None:
+    """The cancel moves updated_at, which the outbox's re-send waits on."""
+    account = await api.register()
+    job_id = (await api.generate(account)).json()["id"]
+    await db.execute(
+        "UPDATE video_generation_jobs SET updated_at = now() - interval '2 hours' WHERE id = $1",
+        uuid.UUID(job_id),
+    )
+    response = await api.http.post(f"/generations/{job_id}/cancel", headers=account.auth)
+    assert response.status_code == 202
+    row = await job_row(db, job_id)
+    assert row["updated_at"] > datetime.now(UTC) - timedelta(minutes=5)
+    async with api.app.state.ctx.sessions() as session:
+        pending = await jobs.pending_cancel_ids(session, 3600, 1000)
+    assert uuid.UUID(job_id) not in pending
+
+
+async def test_the_operator_cancels_a_job_canceled_before_its_resource_existed(
+    stack_env: dict[str, str], js: JetStreamContext
+) -> None:
+    """With the stack's own operator (its namespace and database): the resource created
+    canceled never gets a Job, and the operator's Canceled transition, the first, reaches the
+    row and the stream."""
+    settings = make_settings(
+        stack_env, stack_env["DATABASE_URL"], stack_env["GENVID_NAMESPACE"],
+        GENVID_OUTBOX_ENABLED="false",
+    )  # fmt: skip
+    stack_db = await asyncpg.create_pool(stack_env["DATABASE_URL"], min_size=1, max_size=2)
+    try:
+        async with in_process_api(settings) as replica:
+            account = await replica.register()
+            # Out of every outbox's reach: only the cancel creates its resource.
+            job_id = await insert_job(
+                stack_db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC)
+            )
+            response = await replica.http.post(
+                f"/generations/{job_id}/cancel", headers=account.auth
+            )
+            assert response.status_code == 202, response.text
+
+        async def finished() -> asyncpg.Record | None:
+            row = await job_row(stack_db, job_id)
+            return row if row["status"] != "QUEUED" else None
+
+        row = await eventually(finished, seconds=30, what="the operator to cancel the job")
+    finally:
+        await stack_db.close()
+    assert (row["status"], row["reason"], row["event_seq"]) == ("CANCELED", "CanceledByUser", 1)
+    resource = get_resource(stack_env, stack_env["GENVID_NAMESPACE"], job_id)
+    assert resource is not None and resource["status"]["phase"] == "Canceled"
+    jobs_made = kubectl(
+        stack_env, "get", "jobs", "-n", stack_env["GENVID_NAMESPACE"],
+        "-l", f"genvid.io/generation={job_id}", "-o", "name",
+    )  # fmt: skip
+    assert jobs_made.strip() == ""
+    last = await js.get_last_msg(STREAM_NAME, job_subject(account.user_id, job_id))
+    event = json.loads(last.data or b"")
+    assert (event["status"], event["seq"]) == ("CANCELED", 1)
 
 
 async def test_cancel_of_a_finished_job_is_409(api: ApiClient, db: asyncpg.Pool) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -11,7 +13,8 @@ from pydantic import ValidationError
 from genvid_api.config import Settings, SigningMode, asyncpg_url
 from genvid_api.kube import build_video_generation
 from genvid_api.main import create_app
-from genvid_api.models import GenerationCreate, VideoGenerationJob
+from genvid_api.models import GenerationCreate, UserCreate, VideoGenerationJob
+from genvid_api.signing import LocalSigner
 
 SECRET = "s" * 64
 
@@ -112,3 +115,53 @@ def test_openapi_documents_the_http_contract() -> None:
     assert header[0]["name"] == "Idempotency-Key"
     security = schema["components"]["securitySchemes"]
     assert security["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/auth/token"
+
+
+@pytest.mark.parametrize(
+    ("email", "username", "password", "weak"),
+    [
+        # Short local parts and usernames are not words to look for: "a" is in most passwords.
+        ("a@x.io", "bob", "a-very-strong-passphrase", False),
+        ("abc@example.com", "xyz", "fabcde-91-horse", False),
+        ("jo@example.com", "ann", "jolly-banner-77", False),
+        # From four characters on, they are.
+        ("anna@example.com", "zed", "my-anna-horse-9", True),
+        ("x@example.com", "Bobby", "my-bobby-horse-9", True),
+        ("bobby.tables@example.com", "abc", "Bobby.Tables-42!", True),
+    ],
+)
+def test_password_must_not_contain_the_username_or_email_of_four_characters_or_more(
+    email: str, username: str, password: str, weak: bool
+) -> None:
+    user = UserCreate(email=email, username=username, password=password)
+    reason = user.weak_password_reason()
+    if weak:
+        assert reason == "password must not contain the username or email"
+    else:
+        assert reason is None
+
+
+async def test_local_signing_runs_in_a_worker_thread() -> None:
+    """RSA signing is CPU work: a page of URLs must not block every other request (and SSE
+    stream) of the process, so it runs off the event loop, one thread hop per batch."""
+    signer = LocalSigner("http://127.0.0.1:4443", timedelta(minutes=15))
+    credentials: Any = signer._credentials
+    original = credentials.sign_bytes
+    threads: list[int] = []
+
+    def recording(message: bytes) -> bytes:
+        threads.append(threading.get_ident())
+        return bytes(original(message))
+
+    credentials.sign_bytes = recording
+    loop_thread = threading.get_ident()
+    urls = await signer.sign_many([("b", f"previews/{n}.mp4") for n in range(6)])
+    assert [url.url.split("?")[0] for url in urls] == [
+        f"http://127.0.0.1:4443/b/previews/{n}.mp4" for n in range(6)
+    ]
+    assert len(threads) == 6 and loop_thread not in threads
+    assert len(set(threads)) == 1  # the whole batch in one thread
+    one = await signer.sign("b", "poster.jpg")
+    assert "X-Goog-Signature=" in one.url
+    assert len(threads) == 7 and threads[-1] != loop_thread
+    assert await signer.sign_many([]) == []

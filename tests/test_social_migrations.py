@@ -1,6 +1,7 @@
-"""Migration 0002_social on the real Postgres, in a database of this module's own: upgrade from
-empty and from 0001_initial with data in it, downgrade one step and upgrade again to the same
-schema, `alembic check` clean, and the counter triggers working after the round trip."""
+"""The migrations on the real Postgres, in a database of this module's own: upgrade from empty
+and from 0001_initial with data in it, downgrade (to 0001_initial, and one step from head) and
+upgrade again to the same schema, `alembic check` clean, and the counter triggers working after
+the round trip. Nothing here assumes which revision is head."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any
 
 import asyncpg
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from api_helpers import REPO
 
@@ -21,6 +24,7 @@ pytestmark = pytest.mark.stack
 pytest_plugins = ["api_helpers"]
 
 SOCIAL_TABLES = {"videos", "follows", "likes", "comments"}
+HEAD = ScriptDirectory.from_config(Config(str(REPO / "api" / "alembic.ini"))).get_current_head()
 
 
 def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -117,7 +121,7 @@ async def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
 ) -> None:
     alembic(empty_database, "upgrade", "head")
     fresh = await schema(empty_database)
-    assert fresh["version"] == "0002_social"
+    assert fresh["version"] == HEAD
     assert set(fresh["tables"]) >= SOCIAL_TABLES | {"users", "video_generation_jobs"}
     index_names = {name for name, _ in fresh["indexes"]}
     assert {
@@ -134,6 +138,10 @@ async def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     assert len(fresh["triggers"]) == 4
 
     alembic(empty_database, "downgrade", "-1")
+    alembic(empty_database, "upgrade", "head")
+    assert await schema(empty_database) == fresh
+
+    alembic(empty_database, "downgrade", "0001_initial")
     down = await schema(empty_database)
     assert down["version"] == "0001_initial"
     assert not SOCIAL_TABLES & set(down["tables"])
@@ -176,7 +184,7 @@ async def test_upgrade_from_0001_keeps_data_and_the_round_trip_keeps_it_too(
     finally:
         await conn.close()
 
-    alembic(empty_database, "downgrade", "-1")
+    alembic(empty_database, "downgrade", "0001_initial")
     alembic(empty_database, "upgrade", "head")
     conn = await asyncpg.connect(empty_database)
     try:
@@ -195,3 +203,36 @@ async def test_upgrade_from_0001_keeps_data_and_the_round_trip_keeps_it_too(
         assert await conn.fetchval("SELECT like_count FROM videos WHERE id = $1", video_id) == 1
     finally:
         await conn.close()
+
+
+async def test_0003_pending_cancel_adds_the_column_and_index_and_downgrades(
+    empty_database: str,
+) -> None:
+    alembic(empty_database, "upgrade", "0002_social")
+    await seed_0001(empty_database)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        await conn.execute(
+            "UPDATE video_generation_jobs SET status = 'RUNNING', cancel_requested = true"
+        )
+    finally:
+        await conn.close()
+    alembic(empty_database, "upgrade", "0003_pending_cancel")
+    upgraded = await schema(empty_database)
+    indexes = dict(upgraded["indexes"])
+    predicate = indexes["ix_video_generation_jobs_pending_cancel"]
+    assert "cancel_requested" in predicate and "cancel_delivered_at IS NULL" in predicate
+    conn = await asyncpg.connect(empty_database)
+    try:
+        # A cancel requested before the migration is pending: the outbox settles it once.
+        row = await conn.fetchrow("SELECT cancel_delivered_at, status FROM video_generation_jobs")
+        assert tuple(row) == (None, "RUNNING")
+    finally:
+        await conn.close()
+
+    alembic(empty_database, "downgrade", "0002_social")
+    down = await schema(empty_database)
+    assert "ix_video_generation_jobs_pending_cancel" not in dict(down["indexes"])
+    assert not any(column[1] == "cancel_delivered_at" for column in down["columns"])
+    alembic(empty_database, "upgrade", "0003_pending_cancel")
+    assert await schema(empty_database) == upgraded

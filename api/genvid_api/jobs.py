@@ -1,8 +1,9 @@
 """Queries on video_generation_jobs (the table shared with the operator).
 
-The api inserts rows and owns `resource_created` and `cancel_requested`; it changes `status`
-only for a job whose custom resource never existed (canceled or rejected before creation),
-bumping `event_seq` as the operator would. Everything else is the operator's.
+The api inserts rows and owns `resource_created`, `cancel_requested` and `cancel_delivered_at`;
+it changes `status` only for a job whose custom resource can never exist (the apiserver
+rejected its spec), bumping `event_seq` as the operator would. Everything else is the
+operator's: a cancel, even before the resource exists, goes through the resource.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genvid_api.models import GenerationCreate, JobStatus, VideoGenerationJob
+from genvid_api.models import PENDING_CANCEL, GenerationCreate, JobStatus, VideoGenerationJob
 
 Job = VideoGenerationJob
 
@@ -77,7 +78,8 @@ async def insert(
     """Insert a QUEUED job and commit; with a key already used, return that job instead.
 
     Returns (job, created). Concurrent requests with one key race on the unique constraint,
-    so exactly one row is ever inserted.
+    so exactly one row is ever inserted. The session's transaction is over on return (its
+    connection back in the pool): the caller's next step (creating the resource) takes one.
     """
     values = {
         "id": uuid.uuid4(),
@@ -96,17 +98,18 @@ async def insert(
         statement = statement.on_conflict_do_nothing(
             constraint="uq_video_generation_jobs_user_idempotency_key"
         )
-    inserted = (await session.exec(statement.returning(col(Job.id)))).first()
-    await session.commit()
+    # RETURNING the whole row: no second read after the commit.
+    result = await session.exec(statement.returning(Job))
+    inserted: Job | None = result.scalars().one_or_none()
     if inserted is not None:
-        job = await session.get(Job, inserted[0])
-        assert job is not None
-        return job, True
+        await session.commit()
+        return inserted, True
     existing = (
         await session.exec(
             select(Job).where(Job.user_id == user_id, Job.idempotency_key == idempotency_key)
         )
     ).one()
+    await session.commit()
     if not request.matches(existing):
         raise IdempotencyMismatch
     return existing, False
@@ -167,7 +170,8 @@ async def list_owned(
 
 
 def finish_before_creation(job: Job, status: JobStatus, reason: str, message: str) -> None:
-    """A terminal transition by the api, for a job that never got a custom resource."""
+    """A terminal transition by the api, for a job whose resource can never exist (the
+    apiserver rejected its spec): the operator will never publish anything for it."""
     job.status = status.value
     job.reason = reason
     job.message = message
@@ -175,16 +179,35 @@ def finish_before_creation(job: Job, status: JobStatus, reason: str, message: st
     job.updated_at = job.finished_at = datetime.now(UTC)
 
 
+def request_cancel(job: Job) -> None:
+    """Record the owner's cancel: `updated_at` moves, so the outbox's re-send waits its grace
+    period while the request delivers it."""
+    job.cancel_requested = True
+    job.updated_at = datetime.now(UTC)
+
+
+async def mark_cancel_delivered(session: AsyncSession, job_id: uuid.UUID) -> None:
+    """The resource has spec.cancel=true (or is gone): the outbox stops re-sending it."""
+    await session.exec(
+        sa.update(Job)
+        .where(col(Job.id) == job_id, col(Job.cancel_delivered_at).is_(None))
+        .values(cancel_delivered_at=sa.func.now())
+    )
+
+
 async def pending_resource_ids(
     session: AsyncSession, grace_seconds: float, limit: int
 ) -> list[uuid.UUID]:
-    """QUEUED jobs older than the grace period whose resource was never created."""
+    """Unfinished jobs older than the grace period whose resource is not known to exist
+    (canceled ones too: they are created with spec.cancel=true). Mostly QUEUED; a RUNNING one
+    has a resource that a create with a lost answer stored, and gets flagged (409)."""
     cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
     statement = (
         select(Job.id)
         .where(
-            col(Job.resource_created).is_(False),
-            Job.status == JobStatus.QUEUED.value,
+            # `= false`, as the partial index's predicate says (`IS FALSE` would not use it).
+            col(Job.resource_created) == sa.false(),
+            col(Job.status).in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
             col(Job.created_at) < cutoff,
         )
         .order_by(col(Job.created_at))
@@ -196,14 +219,15 @@ async def pending_resource_ids(
 async def pending_cancel_ids(
     session: AsyncSession, grace_seconds: float, limit: int
 ) -> list[uuid.UUID]:
-    """Jobs with a cancel request not yet reflected (still running) past the grace period."""
+    """Unfinished jobs with a created resource whose cancel was requested more than the grace
+    period ago and is not known to be on the resource (ix_video_generation_jobs_pending_cancel).
+    """
     cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, grace_seconds)
     statement = (
         select(Job.id)
         .where(
-            col(Job.cancel_requested).is_(True),
+            sa.text(PENDING_CANCEL),
             col(Job.resource_created).is_(True),
-            col(Job.status).in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
             col(Job.updated_at) < cutoff,
         )
         .order_by(col(Job.updated_at))

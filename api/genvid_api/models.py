@@ -2,9 +2,10 @@
 
 The tables mirror the Alembic migrations in api/migrations/; `video_generation_jobs` is shared
 with the operator (it writes status, output and cost; the api inserts rows and sets
-`resource_created` and `cancel_requested`). The social tables (`videos`, `follows`, `likes`,
-`comments`) are the api's alone; `videos.like_count` and `videos.comment_count` are kept by
-statement-level triggers on `likes` and `comments` (migration 0002_social), not by this code.
+`resource_created`, `cancel_requested` and `cancel_delivered_at`). The social tables (`videos`,
+`follows`, `likes`, `comments`) are the api's alone; `videos.like_count` and
+`videos.comment_count` are kept by statement-level triggers on `likes` and `comments`
+(migration 0002_social), not by this code.
 """
 
 from __future__ import annotations
@@ -84,6 +85,13 @@ class RefreshToken(SQLModel, table=True):
     created_at: datetime = _timestamp()
 
 
+# Rows whose cancel the outbox still has to deliver (the partial index's predicate, and the
+# outbox query's condition, written alike so the planner can use the index).
+PENDING_CANCEL = (
+    "cancel_requested AND cancel_delivered_at IS NULL AND status IN ('QUEUED', 'RUNNING')"
+)
+
+
 class VideoGenerationJob(SQLModel, table=True):
     __tablename__ = "video_generation_jobs"
     __table_args__ = (
@@ -103,6 +111,12 @@ class VideoGenerationJob(SQLModel, table=True):
             "ix_video_generation_jobs_pending_resource",
             "created_at",
             postgresql_where=sa.text("resource_created = false"),
+        ),
+        # The outbox's scan for cancels not yet on their resource (0003_pending_cancel).
+        sa.Index(
+            "ix_video_generation_jobs_pending_cancel",
+            "updated_at",
+            postgresql_where=sa.text(PENDING_CANCEL),
         ),
     )
 
@@ -129,6 +143,9 @@ class VideoGenerationJob(SQLModel, table=True):
     cost_usd: Decimal | None = Field(default=None, sa_type=sa.Numeric(12, 6))
     resource_created: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     cancel_requested: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # When spec.cancel=true was known to be on the resource (set by a patch, or the resource
+    # created canceled), or the resource was found gone: the outbox stops re-sending then.
+    cancel_delivered_at: datetime | None = _timestamp(nullable=True, server_default=False)
     event_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = _timestamp()
     updated_at: datetime = _timestamp()
@@ -257,6 +274,10 @@ _COMMON_PASSWORDS = frozenset(
 )  # fmt: skip
 
 
+# The username or the email's local part, when at least this long, must not be in the password.
+_MIN_PERSONAL_PART = 4
+
+
 def _repeats(value: str) -> bool:
     """'abcabcabc', 'passwordpassword': one short unit, repeated."""
     size = len(value)
@@ -316,7 +337,10 @@ class UserCreate(BaseModel):
             return "password is too common"
         if len(set(password)) < 5 or _repeats(password):
             return "password is too simple"
-        if self.username.lower() in password or self.email.split("@")[0] in password:
+        # Parts shorter than _MIN_PERSONAL_PART would forbid most passwords ("a@x.io": every
+        # password with an "a") while protecting nothing.
+        personal = (self.username.lower(), self.email.split("@")[0])
+        if any(len(part) >= _MIN_PERSONAL_PART and part in password for part in personal):
             return "password must not contain the username or email"
         return None
 

@@ -91,8 +91,7 @@ class LocalSigner:
         """What a verifier (Cloud Storage, or a test) checks the signatures with."""
         return self._key.public_key()
 
-    async def sign(self, bucket: str, object_name: str) -> SignedUrl:
-        # Pure computation (RSA), fast enough to run inline.
+    def _sign_blocking(self, bucket: str, object_name: str) -> SignedUrl:
         expires_at = datetime.now(UTC) + self._ttl
         blob = self._client.bucket(bucket).blob(object_name)
         url = blob.generate_signed_url(
@@ -104,9 +103,19 @@ class LocalSigner:
         )
         return SignedUrl(url=url, expires_at=expires_at)
 
+    def _sign_all(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
+        return [self._sign_blocking(bucket, name) for bucket, name in objects]
+
+    async def sign(self, bucket: str, object_name: str) -> SignedUrl:
+        return await anyio.to_thread.run_sync(self._sign_blocking, bucket, object_name)
+
     async def sign_many(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
-        # ~0.25 ms of RSA per URL: a feed page of 20 items (40 URLs) costs ~10 ms of CPU.
-        return [await self.sign(bucket, name) for bucket, name in objects]
+        """~0.25 ms of RSA per URL (a feed page of 20 items, 40 URLs: ~10 ms of CPU), in a
+        worker thread, the whole batch in one hop: on the event loop it would stall every
+        other request and SSE stream of the process meanwhile."""
+        if not objects:
+            return []
+        return await anyio.to_thread.run_sync(self._sign_all, list(objects))
 
 
 class IamSigner:

@@ -3,7 +3,6 @@ fresh signed URLs."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -23,34 +22,45 @@ from genvid_api.videos import FeedRow
 async def _sign_pair(
     signer: UrlSigner, bucket: str, video: str | None, poster: str | None
 ) -> tuple[SignedUrl | None, SignedUrl | None]:
-    async def one(name: str | None) -> SignedUrl | None:
-        return None if not name else await signer.sign(bucket, name)
-
-    video_url, poster_url = await asyncio.gather(one(video), one(poster))
-    return video_url, poster_url
+    """Both URLs in one signer call (one worker-thread hop locally)."""
+    names = [name for name in (video, poster) if name]
+    signed = iter(await signer.sign_many([(bucket, name) for name in names]))
+    return (next(signed) if video else None), (next(signed) if poster else None)
 
 
 async def present_job(
     job: VideoGenerationJob, signer: UrlSigner, settings: Settings
 ) -> GenerationPublic:
     """The public view; a SUCCEEDED job gets URLs signed now, valid for a short while."""
-    if job.status != JobStatus.SUCCEEDED or not job.object_name:
-        return GenerationPublic.from_job(job)
-    video, poster = await _sign_pair(
-        signer, job.bucket or settings.bucket, job.object_name, job.poster_object
-    )
-    return GenerationPublic.from_job(
-        job,
-        video_url=video.url if video else None,
-        poster_url=poster.url if poster else None,
-        urls_expire_at=video.expires_at if video else None,
-    )
+    return (await present_many([job], signer, settings))[0]
 
 
 async def present_many(
-    rows: list[VideoGenerationJob], signer: UrlSigner, settings: Settings
+    rows: Sequence[VideoGenerationJob], signer: UrlSigner, settings: Settings
 ) -> list[GenerationPublic]:
-    return list(await asyncio.gather(*(present_job(job, signer, settings) for job in rows)))
+    """Public views of jobs, their URLs signed in one signer call."""
+    wanted: list[tuple[str, str]] = []
+    for job in rows:
+        if job.status == JobStatus.SUCCEEDED and job.object_name:
+            bucket = job.bucket or settings.bucket
+            wanted.extend((bucket, name) for name in (job.object_name, job.poster_object) if name)
+    signed = iter(await signer.sign_many(wanted))
+    items = []
+    for job in rows:
+        if job.status != JobStatus.SUCCEEDED or not job.object_name:
+            items.append(GenerationPublic.from_job(job))
+            continue
+        video = next(signed)
+        poster = next(signed) if job.poster_object else None
+        items.append(
+            GenerationPublic.from_job(
+                job,
+                video_url=video.url,
+                poster_url=poster.url if poster else None,
+                urls_expire_at=video.expires_at,
+            )
+        )
+    return items
 
 
 EVENT_FIELDS = ("id", "status", "seq", "reason", "message", "attempts", "updated_at", "cost_usd")

@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
-from genvid_api import events, jobs, outbox
+from genvid_api import jobs, outbox
 from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser, SessionDep
-from genvid_api.kube import KubeUnavailable
 from genvid_api.models import (
     TERMINAL_STATUSES,
     GenerationCreate,
     GenerationPage,
     GenerationPublic,
-    JobStatus,
 )
 from genvid_api.views import present_job, present_many
 
-log = logging.getLogger(__name__)
 router = APIRouter(tags=["generations"], responses=AUTH_RESPONSES)
 
 # Printable ASCII without spaces at the ends; the CRD allows 255 characters.
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
-CANCELED_REASON = "CanceledByUser"
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such generation (or not yours)"}
@@ -146,8 +141,9 @@ async def get_generation(
 async def cancel_generation(
     generation_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx
 ) -> GenerationPublic:
-    """Ask for cancellation (one-way). A job whose resource was never created is CANCELED at
-    once; otherwise the resource's spec.cancel is set and the operator stops it."""
+    """Ask for cancellation (one-way). The generation's resource gets spec.cancel=true (if it
+    was not created yet, it is created so) and the operator stops it: `status` moves on
+    later, published like every transition."""
     job = await jobs.lock(session, generation_id, user_id=user.id)
     if job is None:
         await session.rollback()
@@ -157,19 +153,13 @@ async def cancel_generation(
         raise HTTPException(
             status.HTTP_409_CONFLICT, detail=f"Generation already finished ({job.status})"
         )
-    job.cancel_requested = True
-    if not job.resource_created:
-        jobs.finish_before_creation(
-            job, JobStatus.CANCELED, CANCELED_REASON, "Canceled before it started."
-        )
+    jobs.request_cancel(job)
     session.add(job)
-    await session.commit()
-    if job.status == JobStatus.CANCELED:
-        await events.publish_transition(ctx.js, job)
+    await session.commit()  # the request's connection goes back to the pool here
+    if job.resource_created:
+        await outbox.deliver_cancel(ctx, job.id)
     else:
-        try:
-            await ctx.kube.request_cancel(job.id)
-        except KubeUnavailable as exc:
-            # Recorded in the row (cancel_requested): the outbox re-sends it.
-            log.warning("job %s: cancel not delivered yet (%s)", job.id, exc)
+        # Maybe there, maybe not (a create whose answer was lost may have been stored):
+        # create it canceled, or patch the one found.
+        job = await outbox.ensure_resource(ctx, job.id) or job
     return await present_job(job, ctx.signer, ctx.settings)
