@@ -14,7 +14,7 @@ from genvid_api.config import Settings, SigningMode, asyncpg_url
 from genvid_api.kube import build_video_generation
 from genvid_api.main import create_app
 from genvid_api.models import GenerationCreate, UserCreate, VideoGenerationJob
-from genvid_api.signing import LocalSigner
+from genvid_api.signing import LocalSigner, SignedUrl, UrlCache
 
 SECRET = "s" * 64
 
@@ -165,3 +165,39 @@ async def test_local_signing_runs_in_a_worker_thread() -> None:
     assert "X-Goog-Signature=" in one.url
     assert len(threads) == 7 and threads[-1] != loop_thread
     assert await signer.sign_many([]) == []
+
+
+async def test_url_cache_signs_each_object_once_per_half_lifetime() -> None:
+    ttl = timedelta(minutes=10)
+    calls: list[list[tuple[str, str]]] = []
+
+    async def sign(objects: list[tuple[str, str]]) -> list[SignedUrl]:
+        calls.append(objects)
+        expires = datetime.now(UTC) + ttl
+        return [SignedUrl(f"https://x/{b}/{o}?n={len(calls)}", expires) for b, o in objects]
+
+    cache = UrlCache(ttl, max_entries=3)
+    first = await cache.through([("b", "v1"), ("b", "p1")], sign)
+    again = await cache.through([("b", "p1"), ("b", "v1"), ("b", "v2")], sign)
+    assert calls == [[("b", "v1"), ("b", "p1")], [("b", "v2")]]
+    assert [again[1], again[0]] == first
+
+    await cache.through([("b", "v9")], sign)  # a fourth entry evicts the least recent: p1
+    await cache.through([("b", "v1"), ("b", "p1")], sign)
+    assert calls[-1] == [("b", "p1")]
+
+
+async def test_url_cache_re_signs_urls_past_half_their_lifetime() -> None:
+    ttl = timedelta(minutes=10)
+    count = 0
+
+    async def sign(objects: list[tuple[str, str]]) -> list[SignedUrl]:
+        nonlocal count
+        count += len(objects)
+        expires = datetime.now(UTC) + ttl / 2 - timedelta(seconds=1)
+        return [SignedUrl("u", expires) for _ in objects]
+
+    cache = UrlCache(ttl)
+    await cache.through([("b", "o")], sign)
+    await cache.through([("b", "o")], sign)
+    assert count == 2
