@@ -4,7 +4,7 @@ A benchmark, not a test: it asserts nothing about speed, it measures and reports
 
     .venv/bin/python bench/feed.py            # 10,000 users, 100,000 videos, 1,000,000 likes
     .venv/bin/python bench/feed.py --quick    # 1,000 / 10,000 / 100,000, fewer requests
-    .venv/bin/python bench/feed.py --help     # sizes, request counts, --state-dir, what-ifs
+    .venv/bin/python bench/feed.py --help     # sizes, request counts, --state-dir
 
 Start to finish, and everything it starts is stopped at the end (also on errors, Ctrl-C and
 SIGTERM; a failed run keeps its logs in /tmp/<state folder>-logs):
@@ -33,14 +33,12 @@ SIGTERM; a failed run keeps its logs in /tmp/<state folder>-logs):
    /videos/{id}/like (each PUT is followed by its DELETE, so the data is unchanged).
 5. Plans: auto_explain logs those of statements slower than 25 ms during the timed phases, and
    of every statement of one traced request of each kind (ANALYZE, BUFFERS), into
-   `bench/results/plans-<label>.txt`.
-6. `bench/results/latest.{md,json}` and `feed-<label>.{md,json}`: latency table, CPU split,
+   `bench/results/plans-<mode>.txt`.
+6. `bench/results/latest.{md,json}` and `feed-<mode>.{md,json}`: latency table, CPU split,
    api GC pauses, seed time, database size, visibility map, server-side time per statement.
 
 Latencies are client-side wall times over loopback, on the same 2-core machine as the api,
 PostgreSQL and the client itself; CPU used by other processes during each phase is reported.
-`--what-if-url-cache` and `--what-if-gc-freeze` run the api with a fix patched in by this
-script (see create_bench_app), to size it; their results carry the experiment in their label.
 """
 
 from __future__ import annotations
@@ -132,17 +130,6 @@ class Options:
     state_dir: Path | None
     pg_settings: dict[str, str]
     explain: bool
-    url_cache: bool
-    gc_freeze: bool
-
-    @property
-    def label(self) -> str:
-        """The results' file name part: mode, and the experiments if any."""
-        return (
-            self.mode
-            + ("-url-cache" if self.url_cache else "")
-            + ("-gc-freeze" if self.gc_freeze else "")
-        )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -174,18 +161,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         help="extra PostgreSQL setting (ALTER SYSTEM), e.g. shared_buffers=1GB",
     )
     parser.add_argument("--no-explain", action="store_true", help="skip the auto_explain pass")
-    parser.add_argument(
-        "--what-if-url-cache",
-        action="store_true",
-        help="experiment: run the api with signed URLs cached per object for half their "
-        "lifetime (patched in by this script, see create_bench_app)",
-    )
-    parser.add_argument(
-        "--what-if-gc-freeze",
-        action="store_true",
-        help="experiment: gc.freeze() in the api once the app is built, so full collections "
-        "skip the ~160k objects of its imports (see create_bench_app)",
-    )
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     sizes = Sizes(
@@ -220,8 +195,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
         state_dir=args.state_dir.resolve() if args.state_dir else None,
         pg_settings=pg_settings,
         explain=not args.no_explain,
-        url_cache=args.what_if_url_cache,
-        gc_freeze=args.what_if_gc_freeze,
     )
 
 
@@ -295,7 +268,7 @@ class Services:
     def migrate(self) -> None:
         apps.migrate({"DATABASE_URL": self.database_url, "GENVID_DATABASE_URL": self.database_url})
 
-    def start_api(self, url_cache: bool, gc_freeze: bool) -> None:
+    def start_api(self) -> None:
         """One uvicorn worker, as the chart runs it (replicas scale out). Not `--workers N`:
         measured here, every response then takes ~40 ms more (Nagle and delayed ACK: the
         socket uvicorn binds for its workers has proto 0, and asyncio sets TCP_NODELAY only on
@@ -306,8 +279,6 @@ class Services:
             [str(Path(__file__).resolve().parent), *filter(None, [env.get("PYTHONPATH")])]
         )
         env[GC_FILE_ENV] = str(self.gc_file)
-        env[URL_CACHE_ENV] = "1" if url_cache else "0"
-        env[GC_FREEZE_ENV] = "1" if gc_freeze else "0"
         self.api = spawn(
             "api",
             [
@@ -1482,14 +1453,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"{doc['finished_at']}; {doc['machine']['cpus']} cores ({doc['machine']['cpu_model']}), "
         f"{doc['machine']['memory_gib']} GiB; PostgreSQL {doc['postgres']['server_version']} "
         f"(shared_buffers {doc['postgres']['shared_buffers']}, work_mem "
-        f"{doc['postgres']['work_mem']}); api: one uvicorn worker"
-        + (", signed URLs cached (--what-if-url-cache)" if "url-cache" in doc["mode"] else "")
-        + (
-            ", gc.freeze() after startup (--what-if-gc-freeze)"
-            if "gc-freeze" in doc["mode"]
-            else ""
-        )
-        + "; "
+        f"{doc['postgres']['work_mem']}); api: one uvicorn worker; "
         f"load average before/after {doc['load_before']} / {doc['machine']['load_average']}.",
         "",
         "Client-side latency over loopback in ms; the client, the api and PostgreSQL share the "
@@ -1605,26 +1569,16 @@ def write_results(doc: dict[str, Any], plans: str) -> list[Path]:
 
 
 GC_FILE_ENV = "GENVID_BENCH_GC_FILE"
-URL_CACHE_ENV = "GENVID_BENCH_URL_CACHE"
-GC_FREEZE_ENV = "GENVID_BENCH_GC_FREEZE"
 
 
 def create_bench_app() -> Any:
-    """`genvid_api.main:create_app()` unchanged, with two additions for the benchmark.
+    """`genvid_api.main:create_app()` unchanged, plus a probe of the api's garbage collector.
 
-    * The duration of every full (generation 2) garbage collection is appended to the file
-      named by GENVID_BENCH_GC_FILE: a collection stops the event loop and every request in
-      flight waits for it, which is what p99 at concurrency 4 shows.
-    * With GENVID_BENCH_URL_CACHE=1 (--what-if-url-cache), an experiment that sizes a fix:
-      LocalSigner.sign_many answers from a per-process cache, reusing a signed URL while it
-      has at least half of its lifetime left (clients still get >= TTL/2 of validity), keyed by
-      (bucket, object). Identical URLs for every viewer also let browsers and a CDN cache the
-      media. Not product code.
-    * With GENVID_BENCH_GC_FREEZE=1 (--what-if-gc-freeze), another: gc.collect() and
-      gc.freeze() once the app is built, so later full collections skip what the imports made.
+    The duration of every full (generation 2) garbage collection is appended to the file named
+    by GENVID_BENCH_GC_FILE: a collection stops the event loop and every request in flight
+    waits for it, which is what p99 at concurrency 4 shows.
     """
-    from genvid_api import signing  # only in the api process
-    from genvid_api.main import create_app
+    from genvid_api.main import create_app  # only in the api process
 
     gc_file = os.environ.get(GC_FILE_ENV)
     if gc_file:
@@ -1640,31 +1594,7 @@ def create_bench_app() -> Any:
                 log.write(f"{time.time():.3f} {1000 * (time.perf_counter() - started[0]):.2f}\n")
 
         gc.callbacks.append(probe)
-
-    if os.environ.get(URL_CACHE_ENV) == "1":
-        cache: dict[tuple[str, str], signing.SignedUrl] = {}
-
-        async def sign_many(
-            self: signing.LocalSigner, objects: Sequence[tuple[str, str]]
-        ) -> list[signing.SignedUrl]:
-            now = datetime.now(UTC)
-            urls = []
-            for bucket, name in objects:
-                url = cache.get((bucket, name))
-                if url is None or url.expires_at - now < self._ttl / 2:
-                    url = await self.sign(bucket, name)
-                    if len(cache) >= 200_000:
-                        cache.clear()
-                    cache[(bucket, name)] = url
-                urls.append(url)
-            return urls
-
-        signing.LocalSigner.sign_many = sign_many  # type: ignore[method-assign]
-    app = create_app()
-    if os.environ.get(GC_FREEZE_ENV) == "1":
-        gc.collect()
-        gc.freeze()
-    return app
+    return create_app()
 
 
 def gc_pauses(path: Path, since: float, until: float) -> list[float]:
@@ -1749,12 +1679,12 @@ def run(opts: Options) -> int:
             f"database {seeded.database_bytes / 2**20:,.0f} MiB",
             flush=True,
         )
-        services.start_api(opts.url_cache, opts.gc_freeze)
+        services.start_api()
         work = asyncio.run(load_workload(services.database_url, opts.seed))
         rows, statements, plans, login_ms, slow_count = asyncio.run(measure(services, opts, work))
         all_visible_after = asyncio.run(_all_visible_share_at(services.database_url))
         doc: dict[str, Any] = {
-            "mode": opts.label,
+            "mode": opts.mode,
             "sizes": asdict(opts.sizes),
             "requests_per_operation": opts.requests,
             "concurrency": opts.concurrency,
