@@ -8,8 +8,6 @@ operator's: a cancel, even before the resource exists, goes through the resource
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from genvid_api import cursors
 from genvid_api.models import PENDING_CANCEL, GenerationCreate, JobStatus, VideoGenerationJob
 
 Job = VideoGenerationJob
@@ -26,10 +25,6 @@ Job = VideoGenerationJob
 
 class IdempotencyMismatch(Exception):
     """The Idempotency-Key was used before by this user for a different request."""
-
-
-class InvalidCursor(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -136,36 +131,23 @@ async def lock(
     return (await session.exec(statement.execution_options(populate_existing=True))).first()
 
 
-def encode_cursor(job: Job) -> str:
-    raw = f"{job.created_at.isoformat()}|{job.id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, job_id = raw.partition("|")
-        when = datetime.fromisoformat(created)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return when, uuid.UUID(job_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise InvalidCursor("invalid cursor") from exc
-
-
 async def list_owned(
-    session: AsyncSession, user_id: uuid.UUID, limit: int, cursor: str | None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
 ) -> tuple[list[Job], str | None]:
     """Newest first, keyset-paginated on (created_at, id)."""
     statement = select(Job).where(Job.user_id == user_id)
-    if cursor is not None:
-        created_at, job_id = decode_cursor(cursor)
+    if after is not None:
+        created_at, job_id = after
         statement = statement.where(
             sa.tuple_(col(Job.created_at), col(Job.id)) < sa.tuple_(created_at, job_id)
         )
     statement = statement.order_by(col(Job.created_at).desc(), col(Job.id).desc()).limit(limit + 1)
     rows = list((await session.exec(statement)).all())
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    last = rows[limit - 1] if len(rows) > limit else None
+    next_cursor = cursors.encode(last.created_at, last.id) if last is not None else None
     return rows[:limit], next_cursor
 
 

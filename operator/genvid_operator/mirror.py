@@ -27,7 +27,7 @@ WHERE id = $1 AND event_seq < $14
 
 
 def _time(value: str | None) -> dt.datetime | None:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+    return dt.datetime.fromisoformat(value) if value else None
 
 
 def _uuid(value: str) -> uuid.UUID | None:

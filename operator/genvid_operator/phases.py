@@ -330,7 +330,7 @@ def _next_attempt(failed: Json, failures: int) -> str | None:
     if not finished:
         return None
     delay = min(10 * 2 ** max(failures - 1, 0), 360)
-    at = dt.datetime.fromisoformat(finished.replace("Z", "+00:00")) + dt.timedelta(seconds=delay)
+    at = dt.datetime.fromisoformat(finished) + dt.timedelta(seconds=delay)
     return timestamp(at)
 
 

@@ -120,7 +120,7 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     parse = dt.datetime.fromisoformat
-    return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
+    return (parse(end) - parse(start)).total_seconds()
 
 
 def _observe(vg: Json, old: Json, prices: Mapping[str, object]) -> None:

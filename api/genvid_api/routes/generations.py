@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
-from genvid_api import jobs, outbox
+from genvid_api import cursors, jobs, outbox
 from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser, SessionDep
 from genvid_api.models import (
     TERMINAL_STATUSES,
@@ -107,15 +107,9 @@ async def list_generations(
     ] = None,
 ) -> GenerationPage:
     """The caller's generations, newest first."""
-    try:
-        rows, next_cursor = await jobs.list_owned(
-            session, user.id, limit or ctx.settings.list_limit_default, cursor
-        )
-    except jobs.InvalidCursor:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["query", "cursor"], "msg": "invalid cursor", "type": "value_error"}],
-        ) from None
+    rows, next_cursor = await jobs.list_owned(
+        session, user.id, limit or ctx.settings.list_limit_default, cursors.decode_or_422(cursor)
+    )
     return GenerationPage(
         items=await present_many(rows, ctx.signer, ctx.settings), next_cursor=next_cursor
     )

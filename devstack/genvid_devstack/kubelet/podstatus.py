@@ -290,7 +290,7 @@ def pod_status(pod: Obj, record: PodRecord, *, host_ip: str, now: dt.datetime) -
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:
-    return None if not value else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None if not value else dt.datetime.fromisoformat(value)
 
 
 def _recovered(status: Obj | None, name: str, now: dt.datetime) -> ContainerRecord:
