@@ -93,4 +93,4 @@ test: lint binaries ## Lint, then the whole suite against a fresh local stack.
 
 .PHONY: bench
 bench: venv ## Feed and like latency on 10k users, 100k videos, 1M likes (BENCH_ARGS=--quick: small).
-	$(PY) bench/feed.py $(BENCH_ARGS)
+	$(PY) -m bench $(BENCH_ARGS)
