@@ -15,7 +15,7 @@ import unicodedata
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 import pydantic
 import sqlalchemy as sa
@@ -246,10 +246,11 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-def _not_blank(value: str) -> str:
+def _text(value: str) -> str:
+    """Text a person reads: not blank, and no control characters but tab, CR and LF."""
     if not value.strip():
         raise ValueError("must not be blank")
-    return value
+    return _no_control_characters(value)
 
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
@@ -292,17 +293,9 @@ def _username(value: str) -> str:
 Email = Annotated[str, AfterValidator(_email)]
 Username = Annotated[str, AfterValidator(_username)]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
-Prompt = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=2000),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
-]
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_text)]
 NegativePrompt = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=1000),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
+    str, StringConstraints(min_length=1, max_length=1000), AfterValidator(_text)
 ]
 AspectRatio = Literal["16:9", "9:16"]
 
@@ -312,6 +305,12 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_cursor: str | None = None
+
+    @classmethod
+    def of(cls, found: tuple[list[T], str | None]) -> Self:
+        """A listing query's answer, (rows, next cursor), as a page."""
+        items, next_cursor = found
+        return cls(items=items, next_cursor=next_cursor)
 
     @classmethod
     def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
@@ -449,20 +448,12 @@ class GenerationPublic(BaseModel):
 # ---------------------------------------------------------------------------------------------
 # Social: videos, feeds, likes, comments, follows, profiles
 
-Title = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=120),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
-]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=120), AfterValidator(_text)]
 Description = Annotated[
     str, StringConstraints(max_length=2000), AfterValidator(_no_control_characters)
 ]
 CommentBody = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=2000),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_text)
 ]
 
 

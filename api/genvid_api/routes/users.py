@@ -107,8 +107,7 @@ async def followers(
 ) -> Page[FollowUser]:
     """Who follows them, most recent first."""
     subject = await _user(session, username)
-    items, next_cursor = await follows.followers(session, subject.id, page)
-    return Page[FollowUser](items=items, next_cursor=next_cursor)
+    return Page[FollowUser].of(await follows.followers(session, subject.id, page))
 
 
 @router.get("/users/{username}/following", response_model=Page[FollowUser], responses=_LISTING)
@@ -117,5 +116,4 @@ async def following(
 ) -> Page[FollowUser]:
     """Whom they follow, most recent first."""
     subject = await _user(session, username)
-    items, next_cursor = await follows.following(session, subject.id, page)
-    return Page[FollowUser](items=items, next_cursor=next_cursor)
+    return Page[FollowUser].of(await follows.following(session, subject.id, page))

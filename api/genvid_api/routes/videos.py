@@ -100,8 +100,7 @@ async def list_comments(
     video_id: uuid.UUID, user: CurrentUser, page: PageParams, session: SessionDep
 ) -> Page[CommentPublic]:
     """Oldest first."""
-    items, next_cursor = await comments.list_for_video(session, video_id, page)
-    return Page[CommentPublic](items=items, next_cursor=next_cursor)
+    return Page[CommentPublic].of(await comments.list_for_video(session, video_id, page))
 
 
 @router.post(
