@@ -43,8 +43,8 @@ GenVid turns a text prompt into a short preview video, asynchronously.
   (`PUT /users/{username}/follow`); `GET /users/{username}` is a profile. Generations stay
   private unless published.
 
-Errors are JSON: `{"detail": "..."}` or, for invalid input (422), `{"detail": [{"loc": ...,
-"msg": ..., "type": ...}]}`.
+Errors are JSON: `{"detail": "..."}` or, for invalid input (422), `{"detail": [{"type": ...,
+"loc": ..., "msg": ...}]}` naming the fields to blame.
 """
 
 
