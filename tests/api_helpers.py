@@ -33,9 +33,10 @@ import pytest
 from nats.js import JetStreamContext
 
 from genvid_api.config import Settings
-from genvid_api.events import STREAM_NAME, ensure_stream, job_subject
 from genvid_api.main import create_app
+from genvid_api.nats_stream import ensure_stream
 from genvid_api.security import create_access_token
+from genvid_contracts.events import STREAM_NAME, job_subject
 from genvid_devstack import apps
 
 REPO = Path(__file__).resolve().parents[1]

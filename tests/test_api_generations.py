@@ -23,10 +23,10 @@ from google.cloud import storage  # type: ignore[import-untyped]
 from nats.js import JetStreamContext
 
 from api_helpers import ApiClient, eventually, in_process_api, kubectl, make_settings
-from genvid_api import jobs
 from genvid_api.config import Settings
-from genvid_api.events import STREAM_NAME, job_subject
-from genvid_api.models import VideoGenerationJob
+from genvid_api.models import Generation as VideoGenerationJob
+from genvid_api.queries import generations as jobs
+from genvid_contracts.events import STREAM_NAME, job_subject
 
 pytestmark = pytest.mark.stack
 pytest_plugins = ["api_helpers"]

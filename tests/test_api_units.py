@@ -11,9 +11,10 @@ import pytest
 from pydantic import ValidationError
 
 from genvid_api.config import Settings, SigningMode, asyncpg_url
-from genvid_api.kube import build_video_generation
 from genvid_api.main import create_app
-from genvid_api.models import GenerationCreate, UserCreate, VideoGenerationJob
+from genvid_api.models import Generation as VideoGenerationJob
+from genvid_api.models import GenerationCreate, UserCreate
+from genvid_api.resources import build_video_generation
 from genvid_api.signing import LocalSigner, SignedUrl, UrlCache
 
 SECRET = "s" * 64

@@ -23,7 +23,7 @@ from api_helpers import (
     make_settings,
     scratch_database,
 )
-from genvid_api import videos
+from genvid_api.queries import videos
 from genvid_devstack import apps
 
 pytestmark = pytest.mark.stack

@@ -9,16 +9,13 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genvid_api.config import Settings
+from genvid_api.errors import Unauthorized
 from genvid_api.models import RefreshToken, TokenPair
 from genvid_api.security import (
     TokenClaims,
     create_access_token,
     create_refresh_token,
 )
-
-
-class RefreshRejected(Exception):
-    """Unknown, expired or already used refresh token."""
 
 
 def _pair(
@@ -44,8 +41,9 @@ async def issue_pair(session: AsyncSession, settings: Settings, user_id: uuid.UU
 async def rotate(session: AsyncSession, settings: Settings, claims: TokenClaims) -> TokenPair:
     """Revoke the presented token and issue a new pair, in one transaction.
 
-    A revoked token presented again means it leaked (or a client raced itself): every refresh
-    token of the user is revoked, so whoever holds one must log in again.
+    Unknown, expired or already used tokens are Unauthorized. A revoked token presented again
+    means it leaked (or a client raced itself): every refresh token of the user is revoked, so
+    whoever holds one must log in again.
     """
     now = datetime.now(UTC)
     row = (
@@ -55,7 +53,7 @@ async def rotate(session: AsyncSession, settings: Settings, claims: TokenClaims)
     ).first()
     if row is None or row.user_id != claims.user_id or row.expires_at <= now:
         await session.rollback()
-        raise RefreshRejected("unknown or expired refresh token")
+        raise Unauthorized("Refresh token rejected: unknown or expired refresh token")
     if row.revoked_at is not None:
         await session.exec(
             update(RefreshToken)
@@ -63,7 +61,7 @@ async def rotate(session: AsyncSession, settings: Settings, claims: TokenClaims)
             .values(revoked_at=now)
         )
         await session.commit()
-        raise RefreshRejected("refresh token was already used")
+        raise Unauthorized("Refresh token rejected: refresh token was already used")
     pair, new_jti = _pair(settings, row.user_id, session)
     row.revoked_at = now
     row.replaced_by = new_jti

@@ -7,7 +7,6 @@ Following and unfollowing are idempotent. The lists are newest first, keyset-pag
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,18 +15,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genvid_api import cursors
+from genvid_api.errors import NotFound
 from genvid_api.models import Follow, FollowUser, User
-
-
-class UserGone(Exception):
-    """The followee was deleted while we inserted (the foreign key said so)."""
+from genvid_api.pagination import PageRequest
 
 
 async def set_following(
     session: AsyncSession, follower_id: uuid.UUID, followee_id: uuid.UUID, following: bool
 ) -> int:
-    """Follow or unfollow and commit; returns the followee's follower count."""
+    """Follow or unfollow and commit; returns the followee's follower count. NotFound if the
+    followee was deleted meanwhile (the foreign key says so)."""
     if following:
         try:
             await session.exec(
@@ -36,8 +33,7 @@ async def set_following(
                 .on_conflict_do_nothing()
             )
         except IntegrityError:
-            await session.rollback()
-            raise UserGone from None
+            raise NotFound("User") from None
     else:
         await session.exec(
             sa.delete(Follow).where(
@@ -68,8 +64,7 @@ async def _list(
     mine: Any,
     other: Any,
     user_id: uuid.UUID,
-    limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
+    page: PageRequest,
 ) -> tuple[list[FollowUser], str | None]:
     """Rows where column `mine` is user_id; the users in column `other`, newest first."""
     statement = (
@@ -78,28 +73,25 @@ async def _list(
         .join(User, col(User.id) == other)
         .where(mine == user_id)
     )
-    if after is not None:
-        statement = statement.where(sa.tuple_(col(Follow.created_at), other) < sa.tuple_(*after))
-    statement = statement.order_by(col(Follow.created_at).desc(), other.desc()).limit(limit + 1)
-    rows = (await session.exec(statement)).all()
-    items = [FollowUser(id=row[0], username=row[1], followed_at=row[2]) for row in rows[:limit]]
-    if len(rows) > limit:
-        last = items[-1]
-        return items, cursors.encode(last.followed_at, last.id)
-    return items, None
+    if page.after is not None:
+        statement = statement.where(
+            sa.tuple_(col(Follow.created_at), other) < sa.tuple_(*page.after)
+        )
+    statement = statement.order_by(col(Follow.created_at).desc(), other.desc()).limit(page.fetch)
+    rows = [
+        FollowUser(id=other_id, username=username, followed_at=followed_at)
+        for other_id, username, followed_at in await session.exec(statement)
+    ]
+    return page.cut(rows, lambda user: (user.followed_at, user.id))
 
 
 async def followers(
-    session: AsyncSession, user_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+    session: AsyncSession, user_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[FollowUser], str | None]:
-    return await _list(
-        session, col(Follow.followee_id), col(Follow.follower_id), user_id, limit, after
-    )
+    return await _list(session, col(Follow.followee_id), col(Follow.follower_id), user_id, page)
 
 
 async def following(
-    session: AsyncSession, user_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None
+    session: AsyncSession, user_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[FollowUser], str | None]:
-    return await _list(
-        session, col(Follow.follower_id), col(Follow.followee_id), user_id, limit, after
-    )
+    return await _list(session, col(Follow.follower_id), col(Follow.followee_id), user_id, page)

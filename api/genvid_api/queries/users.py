@@ -9,13 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from genvid_api.errors import Conflict
 from genvid_api.models import User, UserCreate
-
-
-class DuplicateUser(Exception):
-    def __init__(self, field: str) -> None:
-        super().__init__(field)
-        self.field = field
 
 
 async def get_active(session: AsyncSession, user_id: uuid.UUID) -> User | None:
@@ -39,7 +34,8 @@ async def get_by_login(session: AsyncSession, login: str) -> User | None:
     return result.first()
 
 
-async def _taken(session: AsyncSession, data: UserCreate) -> str | None:
+async def _taken(session: AsyncSession, data: UserCreate) -> Conflict | None:
+    """What the client is told when the email or the username is already someone's."""
     result = await session.exec(
         select(User.email, User.username).where(
             sa.or_(
@@ -49,14 +45,16 @@ async def _taken(session: AsyncSession, data: UserCreate) -> str | None:
         )
     )
     for email, _username in result:
-        return "email" if email.lower() == data.email.lower() else "username"
+        if email.lower() == data.email.lower():
+            return Conflict("email is already registered")
+        return Conflict("username is taken")
     return None
 
 
 async def create(session: AsyncSession, data: UserCreate, hashed_password: str) -> User:
-    """Insert and commit; raises DuplicateUser naming the field already taken."""
-    if field := await _taken(session, data):
-        raise DuplicateUser(field)
+    """Insert and commit; Conflict naming the field already taken."""
+    if taken := await _taken(session, data):
+        raise taken
     user = User(email=data.email, username=data.username, hashed_password=hashed_password)
     session.add(user)
     try:
@@ -64,7 +62,7 @@ async def create(session: AsyncSession, data: UserCreate, hashed_password: str) 
     except IntegrityError:
         # Another request registered the same name between the check and the insert.
         await session.rollback()
-        raise DuplicateUser(await _taken(session, data) or "username") from None
+        raise await _taken(session, data) or Conflict("username is taken") from None
     await session.refresh(user)
     return user
 

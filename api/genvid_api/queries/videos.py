@@ -21,28 +21,18 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genvid_api import cursors
+from genvid_api.errors import Conflict, Forbidden, NotFound
 from genvid_api.models import (
     Follow,
-    JobStatus,
+    Generation,
     Like,
     ProfileCounts,
     User,
     Video,
     VideoCreate,
-    VideoGenerationJob,
 )
-
-Job = VideoGenerationJob
-Key = tuple[datetime, uuid.UUID]
-
-
-class GenerationNotFound(Exception):
-    """No such generation, or not the caller's (indistinguishable on purpose)."""
-
-
-class NotPublishable(Exception):
-    """The generation cannot be published (not SUCCEEDED, or already published)."""
+from genvid_api.pagination import Key, PageRequest
+from genvid_contracts.status import GenerationStatus
 
 
 @dataclass(frozen=True)
@@ -85,15 +75,15 @@ def _rows(viewer_id: uuid.UUID) -> Any:
             col(Video.like_count),
             col(Video.comment_count),
             liked,
-            col(Job.aspect_ratio),
-            col(Job.duration_seconds),
-            col(Job.bucket),
-            col(Job.object_name),
-            col(Job.poster_object),
+            col(Generation.aspect_ratio),
+            col(Generation.duration_seconds),
+            col(Generation.bucket),
+            col(Generation.object_name),
+            col(Generation.poster_object),
         )
         .select_from(Video)
         .join(User, col(User.id) == col(Video.user_id))
-        .join(Job, col(Job.id) == col(Video.generation_id))
+        .join(Generation, col(Generation.id) == col(Video.generation_id))
         .where(col(User.is_active).is_(True))
     )
 
@@ -102,30 +92,26 @@ def _newest_first() -> tuple[Any, Any]:
     return col(Video.published_at).desc(), col(Video.id).desc()
 
 
-def _before(key: Key) -> Any:
-    """Strictly after `key` in newest-first order (a row comparison the index can use)."""
-    return sa.tuple_(col(Video.published_at), col(Video.id)) < sa.tuple_(*key)
+def _after(statement: Any, key: Key | None) -> Any:
+    """Rows strictly after `key` in newest-first order (a row comparison the index can use)."""
+    if key is None:
+        return statement
+    return statement.where(sa.tuple_(col(Video.published_at), col(Video.id)) < sa.tuple_(*key))
 
 
 async def _page(
-    session: AsyncSession, statement: Any, limit: int
+    session: AsyncSession, statement: Any, page: PageRequest
 ) -> tuple[list[FeedRow], str | None]:
-    result = await session.exec(statement.order_by(*_newest_first()).limit(limit + 1))
+    result = await session.exec(statement.order_by(*_newest_first()).limit(page.fetch))
     rows = [FeedRow(**row._mapping) for row in result.all()]
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        return rows[:limit], cursors.encode(last.published_at, last.id)
-    return rows, None
+    return page.cut(rows, lambda row: (row.published_at, row.id))
 
 
 async def public_feed(
-    session: AsyncSession, viewer_id: uuid.UUID, limit: int, after: Key | None
+    session: AsyncSession, viewer_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[FeedRow], str | None]:
     """Every visible video, newest first: a walk down ix_videos_published."""
-    statement = _rows(viewer_id)
-    if after is not None:
-        statement = statement.where(_before(after))
-    return await _page(session, statement, limit)
+    return await _page(session, _after(_rows(viewer_id), page.after), page)
 
 
 def _active(user_id: Any) -> Any:
@@ -156,9 +142,7 @@ def _following_keys(viewer_id: uuid.UUID, limit: int, after: Key | None) -> Any:
     followees = select(col(Follow.followee_id)).where(
         col(Follow.follower_id) == viewer_id, _active(col(Follow.followee_id))
     )
-    recent = sa.select(col(Video.published_at), col(Video.id), col(Video.user_id))
-    if after is not None:
-        recent = recent.where(_before(after))
+    recent = _after(sa.select(col(Video.published_at), col(Video.id), col(Video.user_id)), after)
     window = recent.order_by(*_newest_first()).limit(FOLLOWING_WINDOW).subquery("recent")
     in_window = (
         sa.select(window.c.published_at, window.c.id)
@@ -169,11 +153,12 @@ def _following_keys(viewer_id: uuid.UUID, limit: int, after: Key | None) -> Any:
     )
     enough = sa.select(sa.func.count()).select_from(in_window).scalar_subquery() > limit
 
-    latest = sa.select(col(Video.published_at), col(Video.id)).where(
-        col(Video.user_id) == col(Follow.followee_id)
+    latest = _after(
+        sa.select(col(Video.published_at), col(Video.id)).where(
+            col(Video.user_id) == col(Follow.followee_id)
+        ),
+        after,
     )
-    if after is not None:
-        latest = latest.where(_before(after))
     lateral = latest.order_by(*_newest_first()).limit(limit + 1).lateral("latest")
     per_followee = (
         sa.select(lateral.c.published_at, lateral.c.id)
@@ -193,40 +178,36 @@ def _following_keys(viewer_id: uuid.UUID, limit: int, after: Key | None) -> Any:
 
 
 async def following_feed(
-    session: AsyncSession, viewer_id: uuid.UUID, limit: int, after: Key | None
+    session: AsyncSession, viewer_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[FeedRow], str | None]:
     """Videos of the people the viewer follows, newest first: the page's keys first (see
     _following_keys), then only those limit+1 videos joined to the rest."""
-    keys = _following_keys(viewer_id, limit, after)
+    keys = _following_keys(viewer_id, page.limit, page.after)
     statement = _rows(viewer_id).join(keys, keys.c.id == col(Video.id))
-    return await _page(session, statement, limit)
+    return await _page(session, statement, page)
 
 
 async def user_videos(
-    session: AsyncSession,
-    viewer_id: uuid.UUID,
-    author_id: uuid.UUID,
-    limit: int,
-    after: Key | None,
+    session: AsyncSession, viewer_id: uuid.UUID, author_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[FeedRow], str | None]:
     statement = _rows(viewer_id).where(col(Video.user_id) == author_id)
-    if after is not None:
-        statement = statement.where(_before(after))
-    return await _page(session, statement, limit)
+    return await _page(session, _after(statement, page.after), page)
 
 
-async def get_row(
-    session: AsyncSession, viewer_id: uuid.UUID, video_id: uuid.UUID
-) -> FeedRow | None:
+async def get_row(session: AsyncSession, viewer_id: uuid.UUID, video_id: uuid.UUID) -> FeedRow:
+    """One visible video as listings show it; NotFound otherwise."""
     row = (await session.exec(_rows(viewer_id).where(col(Video.id) == video_id))).first()
-    return None if row is None else FeedRow(**row._mapping)
+    if row is None:
+        raise NotFound("Video")
+    return FeedRow(**row._mapping)
 
 
 async def get_visible(
     session: AsyncSession, video_id: uuid.UUID, *, key_share: bool = False
-) -> Video | None:
-    """The video if visible; with key_share, locked against deletion (FOR KEY SHARE) until the
-    transaction ends, as the foreign key check of a like or comment would lock it anyway."""
+) -> Video:
+    """The video if visible, NotFound otherwise; with key_share, locked against deletion (FOR
+    KEY SHARE) until the transaction ends, as the foreign key check of a like or comment would
+    lock it anyway."""
     statement = (
         select(Video)
         .join(User, col(User.id) == col(Video.user_id))
@@ -234,34 +215,40 @@ async def get_visible(
     )
     if key_share:
         statement = statement.with_for_update(key_share=True, of=Video)
-    return (await session.exec(statement)).first()
+    video = (await session.exec(statement)).first()
+    if video is None:
+        raise NotFound("Video")
+    return video
 
 
 async def publish(session: AsyncSession, user_id: uuid.UUID, body: VideoCreate) -> uuid.UUID:
     """Insert the video and commit; returns its id.
 
-    Raises GenerationNotFound (missing or someone else's) or NotPublishable (not SUCCEEDED,
-    no output, already published: the unique generation_id settles concurrent attempts).
+    NotFound if the generation is missing or someone else's; Conflict if it is not SUCCEEDED,
+    has no output, or is already published (the unique generation_id settles concurrent
+    attempts).
     """
-    job = (
+    generation = (
         await session.exec(
-            select(Job).where(col(Job.id) == body.generation_id, col(Job.user_id) == user_id)
+            select(Generation).where(
+                col(Generation.id) == body.generation_id, col(Generation.user_id) == user_id
+            )
         )
     ).first()
     # (Raising ends nothing here: the request's session rolls back when it closes.)
-    if job is None:
-        raise GenerationNotFound
-    if job.status != JobStatus.SUCCEEDED:
-        raise NotPublishable(
-            f"Generation is {job.status}: only a SUCCEEDED generation can be published"
+    if generation is None:
+        raise NotFound("Generation")
+    if generation.status != GenerationStatus.SUCCEEDED:
+        raise Conflict(
+            f"Generation is {generation.status}: only a SUCCEEDED generation can be published"
         )
-    if not job.object_name:
-        raise NotPublishable("Generation has no video to publish")
+    if not generation.object_name:
+        raise Conflict("Generation has no video to publish")
     statement = (
         pg_insert(Video)
         .values(
             id=uuid.uuid4(),
-            generation_id=job.id,
+            generation_id=generation.id,
             user_id=user_id,
             title=body.title,
             description=body.description,
@@ -274,13 +261,17 @@ async def publish(session: AsyncSession, user_id: uuid.UUID, body: VideoCreate) 
     inserted = (await session.exec(statement)).first()
     await session.commit()
     if inserted is None:
-        raise NotPublishable("Generation is already published")
+        raise Conflict("Generation is already published")
     video_id: uuid.UUID = inserted[0]
     return video_id
 
 
-async def delete(session: AsyncSession, video_id: uuid.UUID) -> None:
-    """Unpublish: the row goes, with its likes and comments (cascade); commits."""
+async def unpublish(session: AsyncSession, video_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """The owner's video goes, with its likes and comments (cascade); commits. NotFound if it
+    is not visible, Forbidden if it is someone else's."""
+    video = await get_visible(session, video_id)
+    if video.user_id != user_id:
+        raise Forbidden("Only the owner can unpublish")
     await session.exec(sa.delete(Video).where(col(Video.id) == video_id))
     await session.commit()
 

@@ -1,9 +1,10 @@
-"""Job transitions on NATS JetStream: the stream's configuration, publishing, and subscriptions.
+"""Generation transitions on NATS JetStream: the stream's configuration, publishing, and
+subscriptions.
 
-The operator publishes every transition of a job as `genvid_contracts.events` defines it
-(subject `genvid.jobs.<user_id>.<job_id>`, message id `<job_id>:<event_seq>`, a
-`TransitionEvent` body). The api publishes the same way for the few transitions it
-makes itself (a job canceled or rejected before its resource existed).
+The operator publishes every transition of a generation as `genvid_contracts.events` defines it
+(subject `genvid.jobs.<user_id>.<generation_id>`, message id `<generation_id>:<event_seq>`, a
+`TransitionEvent` body). The api publishes the same way for the few transitions it makes itself
+(a generation rejected before its resource could exist).
 
 Every SSE connection reads through its own ordered consumer: ephemeral, in memory on the
 server, no acks, filtered on the connection's subject, and deleted when the connection ends.
@@ -27,7 +28,7 @@ from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
-from genvid_api.models import VideoGenerationJob
+from genvid_api.models import Generation
 from genvid_contracts.events import (
     MSG_ID_HEADER,
     STREAM_NAME,
@@ -35,10 +36,7 @@ from genvid_contracts.events import (
     job_subject,
     msg_id,
     stream_config,
-    user_subjects,
 )
-
-__all__ = ["job_subject", "user_subjects"]
 
 log = logging.getLogger(__name__)
 
@@ -73,40 +71,40 @@ def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def transition_body(job: VideoGenerationJob) -> dict[str, Any]:
-    """A job's current state in the operator's message format (as parsed from NATS)."""
+def transition_body(generation: Generation) -> dict[str, Any]:
+    """A generation's current state in the operator's message format (as parsed from NATS)."""
     event: TransitionEvent = {
-        "id": str(job.id),
-        "user_id": str(job.user_id),
-        "status": job.status,
-        "seq": job.event_seq,
-        "reason": job.reason,
-        "message": job.message,
-        "attempts": job.attempts,
-        "updated_at": _iso(job.updated_at),
-        "started_at": _iso(job.started_at),
-        "finished_at": _iso(job.finished_at),
-        "bucket": job.bucket,
-        "object_name": job.object_name,
-        "poster_object": job.poster_object,
-        "size_bytes": job.size_bytes,
-        "duration_seconds": job.video_duration_seconds,
-        "cost_usd": None if job.cost_usd is None else str(job.cost_usd),
+        "id": str(generation.id),
+        "user_id": str(generation.user_id),
+        "status": generation.status,
+        "seq": generation.event_seq,
+        "reason": generation.reason,
+        "message": generation.message,
+        "attempts": generation.attempts,
+        "updated_at": _iso(generation.updated_at),
+        "started_at": _iso(generation.started_at),
+        "finished_at": _iso(generation.finished_at),
+        "bucket": generation.bucket,
+        "object_name": generation.object_name,
+        "poster_object": generation.poster_object,
+        "size_bytes": generation.size_bytes,
+        "duration_seconds": generation.video_duration_seconds,
+        "cost_usd": None if generation.cost_usd is None else str(generation.cost_usd),
     }
     return dict(event)
 
 
-async def publish_transition(js: JetStreamContext, job: VideoGenerationJob) -> None:
+async def publish_transition(js: JetStreamContext, generation: Generation) -> None:
     """Publish a transition the api made itself; failures are logged (the database is truth)."""
     try:
         await js.publish(
-            job_subject(job.user_id, job.id),
-            json.dumps(transition_body(job)).encode(),
+            job_subject(generation.user_id, generation.id),
+            json.dumps(transition_body(generation)).encode(),
             stream=STREAM_NAME,
-            headers={MSG_ID_HEADER: msg_id(job.id, job.event_seq)},
+            headers={MSG_ID_HEADER: msg_id(generation.id, generation.event_seq)},
         )
     except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
-        log.warning("could not publish transition of job %s: %r", job.id, exc)
+        log.warning("could not publish transition of generation %s: %r", generation.id, exc)
 
 
 @dataclass(frozen=True)

@@ -16,20 +16,10 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genvid_api import cursors, videos
+from genvid_api.errors import Forbidden, NotFound
 from genvid_api.models import Author, Comment, CommentPublic, User
-
-
-class VideoNotFound(Exception):
-    pass
-
-
-class CommentNotFound(Exception):
-    pass
-
-
-class NotAllowed(Exception):
-    """The comment is visible, but this action on it is not the caller's."""
+from genvid_api.pagination import PageRequest
+from genvid_api.queries import videos
 
 
 @dataclass(frozen=True)
@@ -56,10 +46,8 @@ def _with_authors() -> Any:
 async def create(
     session: AsyncSession, video_id: uuid.UUID, author: User, body: str
 ) -> CommentPublic:
-    """Insert and commit; raises VideoNotFound."""
-    if await videos.get_visible(session, video_id, key_share=True) is None:
-        await session.rollback()
-        raise VideoNotFound
+    """Insert and commit; NotFound if the video is not visible."""
+    await videos.get_visible(session, video_id, key_share=True)
     comment = Comment(video_id=video_id, author_id=author.id, body=body)
     session.add(comment)
     await session.commit()
@@ -68,34 +56,23 @@ async def create(
 
 
 async def list_for_video(
-    session: AsyncSession,
-    video_id: uuid.UUID,
-    limit: int,
-    after: tuple[datetime, uuid.UUID] | None,
+    session: AsyncSession, video_id: uuid.UUID, page: PageRequest
 ) -> tuple[list[CommentPublic], str | None]:
-    """Raises VideoNotFound."""
-    if await videos.get_visible(session, video_id) is None:
-        raise VideoNotFound
+    """NotFound if the video is not visible."""
+    await videos.get_visible(session, video_id)
     statement = _with_authors().where(col(Comment.video_id) == video_id)
-    if after is not None:
+    if page.after is not None:
         statement = statement.where(
-            sa.tuple_(col(Comment.created_at), col(Comment.id)) > sa.tuple_(*after)
+            sa.tuple_(col(Comment.created_at), col(Comment.id)) > sa.tuple_(*page.after)
         )
-    statement = statement.order_by(col(Comment.created_at), col(Comment.id)).limit(limit + 1)
-    rows = list((await session.exec(statement)).all())
-    items = [_public(comment, username) for comment, username in rows[:limit]]
-    if len(rows) > limit:
-        last = items[-1]
-        return items, cursors.encode(last.created_at, last.id)
-    return items, None
+    statement = statement.order_by(col(Comment.created_at), col(Comment.id)).limit(page.fetch)
+    rows = [_public(comment, username) for comment, username in await session.exec(statement)]
+    return page.cut(rows, lambda comment: (comment.created_at, comment.id))
 
 
 async def _lock(session: AsyncSession, video_id: uuid.UUID, comment_id: uuid.UUID) -> Permissions:
-    """The comment (locked) and its video's owner; raises VideoNotFound, CommentNotFound."""
+    """The comment (locked) and its video's owner; NotFound for either."""
     video = await videos.get_visible(session, video_id)
-    if video is None:
-        await session.rollback()
-        raise VideoNotFound
     comment = (
         await session.exec(
             select(Comment)
@@ -105,19 +82,17 @@ async def _lock(session: AsyncSession, video_id: uuid.UUID, comment_id: uuid.UUI
         )
     ).first()
     if comment is None:
-        await session.rollback()
-        raise CommentNotFound
+        raise NotFound("Comment")
     return Permissions(comment=comment, video_owner_id=video.user_id)
 
 
 async def edit(
     session: AsyncSession, video_id: uuid.UUID, comment_id: uuid.UUID, editor: User, body: str
 ) -> CommentPublic:
-    """Only the author; raises VideoNotFound, CommentNotFound, NotAllowed."""
+    """Only the author (Forbidden otherwise); NotFound for the video or the comment."""
     found = await _lock(session, video_id, comment_id)
     if found.comment.author_id != editor.id:
-        await session.rollback()
-        raise NotAllowed("Only the author can edit a comment")
+        raise Forbidden("Only the author can edit a comment")
     comment = found.comment
     comment.body = body
     comment.edited_at = datetime.now(UTC)
@@ -129,10 +104,10 @@ async def edit(
 async def delete(
     session: AsyncSession, video_id: uuid.UUID, comment_id: uuid.UUID, user_id: uuid.UUID
 ) -> None:
-    """The author or the video's owner; raises VideoNotFound, CommentNotFound, NotAllowed."""
+    """The author or the video's owner (Forbidden otherwise); NotFound for the video or the
+    comment."""
     found = await _lock(session, video_id, comment_id)
     if user_id not in (found.comment.author_id, found.video_owner_id):
-        await session.rollback()
-        raise NotAllowed("Only the author or the video's owner can delete a comment")
+        raise Forbidden("Only the author or the video's owner can delete a comment")
     await session.exec(sa.delete(Comment).where(col(Comment.id) == comment_id))
     await session.commit()

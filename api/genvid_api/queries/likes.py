@@ -14,18 +14,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from genvid_api import videos
 from genvid_api.models import Like, LikeState, Video
+from genvid_api.queries import videos
 
 
 async def set_liked(
     session: AsyncSession, user_id: uuid.UUID, video_id: uuid.UUID, liked: bool
-) -> LikeState | None:
-    """Like or unlike and commit; None if the video is not visible."""
+) -> LikeState:
+    """Like or unlike and commit; NotFound if the video is not visible."""
     # FOR KEY SHARE: the video cannot be deleted under us (no foreign key error half-way).
-    if await videos.get_visible(session, video_id, key_share=True) is None:
-        await session.rollback()
-        return None
+    await videos.get_visible(session, video_id, key_share=True)
     if liked:
         await session.exec(
             pg_insert(Like).values(user_id=user_id, video_id=video_id).on_conflict_do_nothing()
