@@ -30,8 +30,9 @@ from google.cloud import storage  # type: ignore[import-untyped]
 from google.cloud.storage import exceptions as storage_exceptions
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from genvid_contracts.worker import Reason
 from genvid_worker.config import Settings, storage_project
-from genvid_worker.result import Reason, WorkerError, permanent, retryable
+from genvid_worker.result import WorkerError, permanent, retryable
 
 PREFIX = "previews"
 OPERATION_RECORD = "operation.json"

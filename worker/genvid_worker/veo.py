@@ -33,13 +33,13 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from genvid_contracts.worker import Reason
 from genvid_worker import log
 from genvid_worker.config import Settings
 from genvid_worker.poster import jpeg_bytes, probe
 from genvid_worker.result import (
     CONTENT_TYPE_JPEG,
     CONTENT_TYPE_MP4,
-    Reason,
     Succeeded,
     WorkerError,
     cost_usd,
