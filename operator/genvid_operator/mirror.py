@@ -2,7 +2,8 @@
 
 The row is created by the api; the operator only moves it forward. `event_seq` makes the
 update idempotent and monotonic: replaying an old transition changes nothing, and a row in a
-final state (which the api may also set, for a job whose resource it never created) stays so.
+final state (which the api may also set, for a generation whose resource it never created)
+stays so.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
     if not unsynced(status):
         return vg
     event = event_from(vg)
-    # Postgres first: a client that hears of a transition and then reads the job must find it.
+    # Postgres first: a client that hears of a transition and then reads the generation finds it.
     if ctx.mirror is not None and not await ctx.mirror.write(event):
         log.debug("no video_generation_jobs row for %s", event["id"])
     await ctx.events.publish_once(event)

@@ -1,4 +1,4 @@
-"""The command line: validate the request, run the job, report through the termination log.
+"""The command line: validate the request, run the generation, report through the termination log.
 
 Whatever happens (bad arguments, missing configuration, a provider failure, a bug, SIGTERM)
 the process ends by writing exactly one result document and exiting with the code that
@@ -168,7 +168,7 @@ def sigterm_is_retryable() -> Iterator[None]:
 
 
 def execute(argv: Sequence[str]) -> Result:
-    """Run the job; every outcome, a bug included, becomes a result (never an exception)."""
+    """Run the generation; every outcome, a bug included, becomes a result (never an exception)."""
     try:
         with sigterm_is_retryable():
             request = parse_request(argv)
