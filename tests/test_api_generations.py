@@ -658,7 +658,7 @@ async def test_the_operator_cancels_a_job_canceled_before_its_resource_existed(
         await stack_db.close()
     assert (row["status"], row["reason"], row["event_seq"]) == ("CANCELED", "CanceledByUser", 1)
     resource = get_resource(stack_env, stack_env["GENVID_NAMESPACE"], job_id)
-    assert resource is not None and resource["status"]["phase"] == "Canceled"
+    assert resource is not None and resource["status"]["phase"] == "CANCELED"
     jobs_made = kubectl(
         stack_env, "get", "jobs", "-n", stack_env["GENVID_NAMESPACE"],
         "-l", f"genvid.io/generation={job_id}", "-o", "name",

@@ -470,14 +470,14 @@ def test_operator_runs_a_generation_with_only_the_charts_permissions(
             assert created.returncode == 0, created.stderr
             phase = ""
             deadline = time.monotonic() + 60
-            while phase not in ("Succeeded", "Failed") and time.monotonic() < deadline:
+            while phase not in ("SUCCEEDED", "FAILED") and time.monotonic() < deadline:
                 assert operator.poll() is None, log_path.read_text()
                 time.sleep(0.5)
                 phase = kubectl(
                     stack_env, "-n", namespace, "get", "vg", "chart-probe",
                     "-o", "jsonpath={.status.phase}",
                 ).stdout  # fmt: skip
-            assert phase == "Succeeded", log_path.read_text()
+            assert phase == "SUCCEEDED", log_path.read_text()
         finally:
             operator.terminate()
             operator.wait(timeout=30)

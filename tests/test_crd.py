@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from genvid_contracts.resource import DEFAULT_MODEL
+
 pytestmark = pytest.mark.stack
 
 Kubectl = Callable[..., subprocess.CompletedProcess[str]]
@@ -32,7 +34,7 @@ def test_valid_object_is_accepted_with_defaults(kubectl: Kubectl) -> None:
     stored = json.loads(kubectl("get", "vg", "fox", "-o", "json", check=True).stdout)
     assert stored["spec"]["durationSeconds"] == 4
     assert stored["spec"]["aspectRatio"] == "16:9"
-    assert stored["spec"]["model"] == "veo-3.0-fast-generate-001"
+    assert stored["spec"]["model"] == DEFAULT_MODEL
     assert stored["spec"]["cancel"] is False
 
 
@@ -66,7 +68,7 @@ def test_status_patch_with_unknown_phase_is_rejected(kubectl: Kubectl) -> None:
         "--subresource=status",
         "--type=merge",
         "-p",
-        json.dumps({"status": {"phase": "Running", "attempts": 1}}),
+        json.dumps({"status": {"phase": "RUNNING", "attempts": 1}}),
     )
     assert ok.returncode == 0, ok.stderr
     bad = kubectl(
@@ -81,7 +83,7 @@ def test_status_patch_with_unknown_phase_is_rejected(kubectl: Kubectl) -> None:
     assert bad.returncode != 0
     assert 'status.phase: Unsupported value: "Exploded"' in bad.stderr
     phase = kubectl("get", "vg", "phases", "-o", "jsonpath={.status.phase}", check=True).stdout
-    assert phase == "Running"
+    assert phase == "RUNNING"
 
 
 def test_spec_is_immutable_except_cancel(kubectl: Kubectl) -> None:
@@ -107,7 +109,7 @@ def test_kubectl_get_prints_the_printer_columns(kubectl: Kubectl) -> None:
         "--subresource=status",
         "--type=merge",
         "-p",
-        json.dumps({"status": {"phase": "Succeeded", "estimatedCostUSD": "0.6"}}),
+        json.dumps({"status": {"phase": "SUCCEEDED", "estimatedCostUSD": "0.6"}}),
         check=True,
     )
     table = kubectl("get", "videogenerations", check=True).stdout.splitlines()
@@ -122,7 +124,7 @@ def test_kubectl_get_prints_the_printer_columns(kubectl: Kubectl) -> None:
         "AGE",
     ]
     row = table[1].split()
-    assert row[:2] == ["columns", "Succeeded"]
+    assert row[:2] == ["columns", "SUCCEEDED"]
     assert row[2:6] == ["veo-3.0-fast-generate-001", "6", "0.6", "user-1"]
     wide = kubectl("get", "vg", "-o", "wide", check=True).stdout.splitlines()[0].split()
     assert wide[-3:] == ["ATTEMPTS", "JOB", "AGE"]

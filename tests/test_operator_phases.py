@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from genvid_contracts.worker import EXIT_PERMANENT
 from genvid_devstack.kubelet.envvars import expand
 from genvid_operator.config import Settings
-from genvid_operator.jobspec import EXIT_PERMANENT, build_job, job_name
+from genvid_operator.jobspec import build_job, job_name
 from genvid_operator.phases import Limits, decide, with_transition
 from genvid_worker.cli import build_parser
 
@@ -65,7 +66,7 @@ def test_new_generation_is_queued_with_a_cost_estimate_and_a_job() -> None:
     decision = decide(generation(), None, [], LIMITS, NOW)
     assert decision.create_job
     assert decision.status is not None
-    assert decision.status["phase"] == "Queued"
+    assert decision.status["phase"] == "QUEUED"
     assert decision.status["estimatedCostUSD"] == "0.6"
     assert decision.status["eventSeq"] == 1
     assert decision.status["jobName"] == "genvid-g1"
@@ -78,7 +79,7 @@ def test_unknown_model_is_rejected_without_a_job() -> None:
     decision = decide(generation(model="veo-9"), None, [], limits, NOW)
     assert not decision.create_job
     assert decision.status is not None
-    assert (decision.status["phase"], decision.status["reason"]) == ("Rejected", "UnknownModel")
+    assert (decision.status["phase"], decision.status["reason"]) == ("REJECTED", "UnknownModel")
 
 
 def test_generation_over_the_cost_limit_is_rejected() -> None:
@@ -104,7 +105,7 @@ def test_running_pod_makes_it_running() -> None:
     running = pod("Running", {"running": {"startedAt": "2026-11-24T07:58:01Z"}})
     decision = decide(generation(queued()), job(active=1), [running], LIMITS, NOW)
     assert decision.status is not None
-    assert decision.status["phase"] == "Running"
+    assert decision.status["phase"] == "RUNNING"
     assert decision.status["attempts"] == 1
     assert decision.status["eventSeq"] == 2
 
@@ -114,7 +115,7 @@ def test_a_worker_that_finished_unseen_still_passes_through_running() -> None:
     complete = job(succeeded=1, conditions=[{"type": "Complete", "status": "True"}])
     decision = decide(generation(queued()), complete, [done], LIMITS, NOW)
     assert decision.status is not None
-    assert decision.status["phase"] == "Running"
+    assert decision.status["phase"] == "RUNNING"
 
 
 def running_status() -> Json:
@@ -141,7 +142,7 @@ def test_complete_job_succeeds_with_the_workers_output() -> None:
     decision = decide(generation(running_status()), complete, [done], LIMITS, NOW)
     status = decision.status
     assert status is not None
-    assert status["phase"] == "Succeeded"
+    assert status["phase"] == "SUCCEEDED"
     assert status["output"] == {
         "bucket": "b",
         "object": "previews/g1/preview_1.mp4",
@@ -166,7 +167,7 @@ def test_safety_filtered_fails_at_once_with_its_reason_and_no_charge() -> None:
     )
     status = decide(generation(running_status()), failed_job, [failed], LIMITS, NOW).status
     assert status is not None
-    assert (status["phase"], status["reason"]) == ("Failed", "SafetyFiltered")
+    assert (status["phase"], status["reason"]) == ("FAILED", "SafetyFiltered")
     assert status["message"] == "Blocked: violence"
     assert status["estimatedCostUSD"] == "0"
 
@@ -176,7 +177,7 @@ def test_retryable_failure_keeps_running_and_says_when_it_retries() -> None:
     failed = pod("Failed", {"terminated": {"exitCode": 75, "message": message}})
     status = decide(generation(running_status()), job(failed=1), [failed], LIMITS, NOW).status
     assert status is not None
-    assert (status["phase"], status["reason"]) == ("Running", "RateLimited")
+    assert (status["phase"], status["reason"]) == ("RUNNING", "RateLimited")
     assert status["nextAttemptAt"] == "2026-11-24T07:59:10Z"
 
 
@@ -197,7 +198,7 @@ def test_retries_exhausted_fail_with_the_last_reason() -> None:
     status = decide(generation(running_status()), failed_job, pods, LIMITS, NOW).status
     assert status is not None
     assert (status["phase"], status["reason"], status["attempts"]) == (
-        "Failed", "ProviderUnavailable", 4,
+        "FAILED", "ProviderUnavailable", 4,
     )  # fmt: skip
     assert "gave up after 4 attempts" in status["message"]
 
@@ -208,7 +209,7 @@ def test_deadline_fails_the_generation() -> None:
     )
     status = decide(generation(running_status()), failed_job, [], LIMITS, NOW).status
     assert status is not None
-    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
+    assert (status["phase"], status["reason"]) == ("FAILED", "DeadlineExceeded")
 
 
 def test_unparseable_termination_message_is_reported_as_a_crash() -> None:
@@ -229,11 +230,11 @@ def test_cancel_deletes_the_job_and_cancels(has_job: bool) -> None:
     decision = decide(vg, job(active=1) if has_job else None, [], LIMITS, NOW)
     assert decision.delete_job is has_job
     assert decision.status is not None
-    assert decision.status["phase"] == "Canceled"
+    assert decision.status["phase"] == "CANCELED"
 
 
 def test_final_phases_never_change() -> None:
-    canceled = with_transition(generation(running_status()), {"phase": "Canceled"}, NOW)
+    canceled = with_transition(generation(running_status()), {"phase": "CANCELED"}, NOW)
     assert canceled is not None
     late = pod("Succeeded", {"terminated": {"exitCode": 0, "message": "{}"}})
     complete = job(succeeded=1, conditions=[{"type": "Complete", "status": "True"}])
@@ -245,7 +246,7 @@ def test_final_phases_never_change() -> None:
 def test_running_job_that_vanished_fails_as_lost() -> None:
     status = decide(generation(running_status()), None, [], LIMITS, NOW).status
     assert status is not None
-    assert (status["phase"], status["reason"]) == ("Failed", "JobLost")
+    assert (status["phase"], status["reason"]) == ("FAILED", "JobLost")
 
 
 def test_unchanged_state_is_not_a_transition() -> None:

@@ -88,9 +88,9 @@ async def test_end_to_end_with_the_synthetic_worker(stack_env: dict[str, str]) -
         stack_env["KUBECONFIG"], "-n", stack_env["GENVID_NAMESPACE"],
         "get", "videogenerations", generation["id"], "-o", "jsonpath={.status.phase}",
     )  # fmt: skip
-    assert phase == "Succeeded"
+    assert phase == "SUCCEEDED"
     table = kubectl(stack_env["KUBECONFIG"], "-n", stack_env["GENVID_NAMESPACE"], "get", "vg")
-    assert generation["id"] in table and "Succeeded" in table
+    assert generation["id"] in table and "SUCCEEDED" in table
 
     row = await job_row(stack_env["DATABASE_URL"], generation["id"])
     assert row["status"] == "SUCCEEDED"
@@ -341,9 +341,9 @@ def test_operator_exports_transition_metrics(pipeline: Pipeline) -> None:
     assert user.wait_final(generation["id"])["status"] == "SUCCEEDED"
     port = pipeline.state.port("operator-metrics")
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", trust_env=False).text
-    assert 'genvid_generation_transitions_total{phase="Succeeded",reason="Generated"}' in text
+    assert 'genvid_generation_transitions_total{phase="SUCCEEDED",reason="Generated"}' in text
     assert (
-        'genvid_generations_finished_total{model="veo-3.0-fast-generate-001",phase="Succeeded"}'
+        'genvid_generations_finished_total{model="veo-3.0-fast-generate-001",phase="SUCCEEDED"}'
         in text
     )
     assert "genvid_generation_queue_wait_seconds_count" in text

@@ -1,6 +1,9 @@
-"""Operator settings, from the environment (GENVID_* plus the shared DATABASE_URL and NATS_URL).
+"""Operator settings, read once at start-up from the environment (pydantic-settings).
 
-Prices live here, not in code: they change more often than the operator does.
+Every setting has a `GENVID_`-prefixed variable; the connection settings also accept the plain
+names the local stack and most platforms use (`DATABASE_URL`, `NATS_URL`), as the api's do.
+Prices live here, not in code: they change more often than the operator does. The table in
+operator/README.md lists them all.
 """
 
 from __future__ import annotations
@@ -10,26 +13,31 @@ from decimal import Decimal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from genvid_contracts.resource import DEFAULT_MODEL
+
 DEFAULT_PRICES_USD_PER_SECOND = {
     "veo-2.0-generate-001": Decimal("0.50"),
     "veo-3.0-generate-001": Decimal("0.40"),
-    "veo-3.0-fast-generate-001": Decimal("0.15"),
+    DEFAULT_MODEL: Decimal("0.15"),
     "veo-3.1-generate-preview": Decimal("0.40"),
     "veo-3.1-fast-generate-preview": Decimal("0.15"),
 }
 
 
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(f"GENVID_{name}", name)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
 
     namespace: str = "genvid"
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("GENVID_DATABASE_URL", "DATABASE_URL")
+        default=None,
+        validation_alias=_env("DATABASE_URL"),
+        description="Postgres to mirror transitions into; without it only NATS hears of them.",
     )
-    nats_url: str = Field(
-        default="nats://127.0.0.1:4222",
-        validation_alias=AliasChoices("GENVID_NATS_URL", "NATS_URL"),
-    )
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
 
     # The worker Job.
     worker_image: str = "genvid-worker:latest"

@@ -2,7 +2,8 @@
 
 The row is created by the api; the operator only moves it forward. `event_seq` makes the
 update idempotent and monotonic: replaying an old transition changes nothing, and a row in a
-final state (which the api may also set, for a job whose resource it never created) stays so.
+final state (which the api may also set, for a generation whose resource it never created)
+stays so.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from decimal import Decimal
 import asyncpg
 
 from genvid_contracts.events import TransitionEvent
+from genvid_contracts.status import TERMINAL_STATUSES
 
 _UPDATE = """
 UPDATE video_generation_jobs SET
@@ -21,9 +23,9 @@ UPDATE video_generation_jobs SET
     bucket = $6, object_name = $7, poster_object = $8, size_bytes = $9,
     video_duration_seconds = $10, cost_usd = $11, started_at = $12, finished_at = $13,
     event_seq = $14, updated_at = now()
-WHERE id = $1 AND event_seq < $14
-  AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'REJECTED')
+WHERE id = $1 AND event_seq < $14 AND status <> ALL($15::text[])
 """
+_TERMINAL = sorted(TERMINAL_STATUSES)
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -37,12 +39,12 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-class JobMirror:
+class GenerationMirror:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, database_url: str) -> JobMirror:
+    async def connect(cls, database_url: str) -> GenerationMirror:
         dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         return cls(pool)
@@ -69,6 +71,7 @@ class JobMirror:
             _time(event.get("started_at")),
             _time(event.get("finished_at")),
             event["seq"],
+            _TERMINAL,
         )
         return result != "UPDATE 0"
 

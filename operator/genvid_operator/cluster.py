@@ -1,4 +1,5 @@
-"""The few Kubernetes calls the operator makes, returning plain dicts for `phases.decide`."""
+"""The few apiserver calls the operator makes: read and patch VideoGenerations, create, read
+and delete their Jobs, list their pods. Plain dicts come back, as `phases.decide` takes them."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from typing import Any
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from genvid_contracts.resource import GROUP, PLURAL, VERSION
+from genvid_contracts.resource import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    VideoGeneration,
+    VideoGenerationStatus,
+)
 from genvid_operator.jobspec import GENERATION_LABEL, job_name
 
 Json = dict[str, Any]
@@ -23,7 +30,7 @@ async def api_client() -> client.ApiClient:
     return client.ApiClient()
 
 
-class Kube:
+class Cluster:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
         self._custom = client.CustomObjectsApi(api)
@@ -34,9 +41,9 @@ class Kube:
         plain: Json = self._api.sanitize_for_serialization(obj)
         return plain
 
-    async def get_generation(self, namespace: str, name: str) -> Json | None:
+    async def get_generation(self, namespace: str, name: str) -> VideoGeneration | None:
         try:
-            obj: Json = await self._custom.get_namespaced_custom_object(
+            obj: VideoGeneration = await self._custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, PLURAL, name
             )
         except ApiException as error:
@@ -45,10 +52,16 @@ class Kube:
             raise
         return obj
 
-    async def patch_status(self, namespace: str, name: str, old: Json, new: Json) -> Json:
+    async def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        old: VideoGenerationStatus,
+        new: VideoGenerationStatus,
+    ) -> VideoGeneration:
         """Merge-patch the status subresource to `new`, nulling keys that `new` dropped."""
         body = {"status": {**{key: None for key in old if key not in new}, **new}}
-        obj: Json = await self._custom.patch_namespaced_custom_object_status(
+        obj: VideoGeneration = await self._custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, body, _content_type=_MERGE_PATCH
         )
         return obj

@@ -23,7 +23,7 @@ SYNTHETIC_MODEL = "genvid-synthetic"
 
 
 @dataclass(frozen=True)
-class JobRequest:
+class GenerationRequest:
     """What the command line asked for, already validated."""
 
     job_id: str
@@ -37,11 +37,11 @@ class JobRequest:
     price_usd_per_second: Decimal | None = None
 
 
-def run(request: JobRequest, settings: Settings, *, now: datetime) -> Succeeded:
+def run(request: GenerationRequest, settings: Settings, *, now: datetime) -> Succeeded:
     provider = choose_provider(settings, request.provider)
     names = object_names(request.job_id, now)
     log.info(
-        "job.started",
+        "generation.started",
         provider=str(provider),
         bucket=settings.bucket,
         duration_seconds=request.duration_seconds,
@@ -54,7 +54,7 @@ def run(request: JobRequest, settings: Settings, *, now: datetime) -> Succeeded:
         return run_veo(request, settings, store, names)
 
 
-def run_synthetic(request: JobRequest, store: Store, names: Names) -> Succeeded:
+def run_synthetic(request: GenerationRequest, store: Store, names: Names) -> Succeeded:
     """Render straight into a resumable upload; the poster is the first frame, already at hand."""
     spec = RenderSpec(
         prompt=request.prompt,
@@ -87,7 +87,9 @@ def run_synthetic(request: JobRequest, store: Store, names: Names) -> Succeeded:
     )
 
 
-def run_veo(request: JobRequest, settings: Settings, store: Store, names: Names) -> Succeeded:
+def run_veo(
+    request: GenerationRequest, settings: Settings, store: Store, names: Names
+) -> Succeeded:
     veo = Veo(
         client=build_client(settings),
         store=store,

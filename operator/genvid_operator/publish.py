@@ -1,4 +1,4 @@
-"""Transitions as events (`genvid_contracts.events`), each published to NATS JetStream once.
+"""Publishes transitions (`genvid_contracts.events`) to NATS JetStream, each once.
 
 The api streams these to clients as Server-Sent Events. A transition is identified by
 `<generation>:<eventSeq>`; before publishing, the last message on the generation's subject is
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
 
 import nats
 from nats.aio.client import Client as NatsClient
@@ -25,18 +24,18 @@ from genvid_contracts.events import (
     msg_id,
     stream_config,
 )
+from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 
-Json = dict[str, Any]
 
-
-def event_from(vg: Json) -> TransitionEvent:
+def event_from(vg: VideoGeneration) -> TransitionEvent:
     """The event for the VideoGeneration's current transition (its status.eventSeq)."""
-    status = vg.get("status") or {}
+    status: VideoGenerationStatus = vg.get("status") or {}
     output = status.get("output") or {}
     return {
         "id": vg["metadata"]["name"],
         "user_id": vg["spec"]["owner"],
-        "status": str(status["phase"]).upper(),
+        # The resource's phase is already the events' vocabulary (GenerationStatus).
+        "status": status["phase"],
         "seq": int(status.get("eventSeq") or 0),
         "reason": status.get("reason"),
         "message": status.get("message"),
@@ -53,7 +52,7 @@ def event_from(vg: Json) -> TransitionEvent:
     }
 
 
-def _transition_time(status: Json) -> str | None:
+def _transition_time(status: VideoGenerationStatus) -> str | None:
     times = [c.get("lastTransitionTime") for c in status.get("conditions") or []]
     return max((t for t in times if t), default=None)
 
