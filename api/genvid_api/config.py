@@ -15,9 +15,10 @@ from typing import Annotated, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from genvid_contracts.resource import DEFAULT_MODEL
+
 # The CRD's pattern for spec.model: a model the apiserver would refuse is a configuration error.
 _MODEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
-DEFAULT_MODEL = "veo-3.0-fast-generate-001"
 
 
 class SigningMode(StrEnum):
