@@ -20,12 +20,12 @@ import jwt
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from api_helpers import JWT_SECRET, Account, ApiClient, Social
 from genvid_api.config import Settings
 from genvid_api.main import create_app
+from support.api import JWT_SECRET, Account, ApiClient
+from support.social import Social
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 SECRET_MARK = f"SECRET-{uuid.uuid4().hex}"
 

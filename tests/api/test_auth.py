@@ -8,10 +8,9 @@ import uuid
 import jwt
 import pytest
 
-from api_helpers import JWT_SECRET, ApiClient
+from support.api import JWT_SECRET, ApiClient
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 
 def _user(prefix: str = "u") -> dict[str, str]:

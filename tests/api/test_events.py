@@ -18,20 +18,13 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 
-from api_helpers import (
-    Account,
-    ApiClient,
-    ApiProcess,
-    api_env,
-    consumer_count,
-    eventually,
-    publish_transition,
-    sse,
-    start_api_process,
-)
+from support.api import Account, ApiClient, api_env
+from support.api_process import ApiProcess, start_api_process
+from support.job_stream import consumer_count, publish_transition
+from support.polling import eventually
+from support.sse import sse
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 
 @pytest.fixture(scope="module")

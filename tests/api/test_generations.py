@@ -22,26 +22,30 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
 from nats.js import JetStreamContext
 
-from api_helpers import ApiClient, eventually, in_process_api, kubectl, make_settings
 from genvid_api import jobs
 from genvid_api.config import Settings
 from genvid_api.events import STREAM_NAME, job_subject
 from genvid_api.models import VideoGenerationJob
+from support.api import ApiClient, in_process_api, make_settings
+from support.kube import kubectl
+from support.polling import eventually
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 
 def get_resource(stack_env: dict[str, str], namespace: str, name: str) -> dict[str, Any] | None:
-    out = kubectl(stack_env, "get", "vg", "-n", namespace, name, "-o", "json", "--ignore-not-found")
+    out = kubectl(
+        stack_env["KUBECONFIG"], "get", "vg", "-n", namespace, name, "-o", "json",
+        "--ignore-not-found",
+    ).stdout  # fmt: skip
     return json.loads(out) if out.strip() else None
 
 
 def owned_resources(stack_env: dict[str, str], namespace: str, user_id: str) -> list[str]:
     out = kubectl(
-        stack_env, "get", "vg", "-n", namespace, "-l", f"genvid.io/owner={user_id}", "-o",
-        "jsonpath={.items[*].metadata.name}",
-    )  # fmt: skip
+        stack_env["KUBECONFIG"], "get", "vg", "-n", namespace, "-l", f"genvid.io/owner={user_id}",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    ).stdout  # fmt: skip
     return out.split()
 
 
@@ -660,9 +664,9 @@ async def test_the_operator_cancels_a_job_canceled_before_its_resource_existed(
     resource = get_resource(stack_env, stack_env["GENVID_NAMESPACE"], job_id)
     assert resource is not None and resource["status"]["phase"] == "Canceled"
     jobs_made = kubectl(
-        stack_env, "get", "jobs", "-n", stack_env["GENVID_NAMESPACE"],
+        stack_env["KUBECONFIG"], "get", "jobs", "-n", stack_env["GENVID_NAMESPACE"],
         "-l", f"genvid.io/generation={job_id}", "-o", "name",
-    )  # fmt: skip
+    ).stdout  # fmt: skip
     assert jobs_made.strip() == ""
     last = await js.get_last_msg(STREAM_NAME, job_subject(account.user_id, job_id))
     event = json.loads(last.data or b"")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,10 +17,10 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from api_helpers import REPO
+from support import REPO
+from support.database import scratch_database
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 SOCIAL_TABLES = {"videos", "follows", "likes", "comments"}
 HEAD = ScriptDirectory.from_config(Config(str(REPO / "api" / "alembic.ini"))).get_current_head()
@@ -41,19 +40,8 @@ def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 async def empty_database(stack_env: dict[str, str]) -> AsyncIterator[str]:
-    base = stack_env["DATABASE_URL"]
-    name = f"genvid_migrations_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(stack_env, "genvid_migrations") as url:
+        yield url
 
 
 async def schema(database_url: str) -> dict[str, Any]:

@@ -28,12 +28,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api_helpers import ApiClient, Social, api_env, start_api_process
 from genvid_api.config import Settings
 from genvid_api.main import create_app
+from support.api import ApiClient, api_env
+from support.api_process import start_api_process
+from support.social import Social
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 # Per operation and generation mode; GENVID_FUZZ_EXAMPLES=500 for a long run.
 EXAMPLES = int(os.environ.get("GENVID_FUZZ_EXAMPLES", "12"))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.stack
+from support.kube import Kubectl
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
+pytestmark = pytest.mark.stack
 
 
 def video_generation(name: str, **spec: Any) -> dict[str, Any]:

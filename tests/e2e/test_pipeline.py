@@ -8,11 +8,11 @@ fake Veo server through the real google-genai SDK, so each failure mode can be s
 
 from __future__ import annotations
 
+import contextlib
 import io
 import signal
-import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -20,32 +20,31 @@ from typing import Any
 
 import asyncpg
 import av
-import httpx
 import pytest
 
 from genvid_devstack import apps
 from genvid_devstack.process import Process
 from genvid_devstack.state import State
 from genvid_devstack.veo import FakeVeo, start_fake_veo
-from pipeline_support import (
-    KUBECTL,
-    GenVidClient,
-    User,
-    eventually,
-    kubectl,
-    kubectl_json,
-    pid_alive,
-)
+from support.api import Account, ApiClient, api_http_client
+from support.job_stream import TERMINAL
+from support.kube import KUBECTL, kubectl, kubectl_json
+from support.polling import eventually
+from support.processes import pid_alive
+from support.sse import SseEvent, SseReader, sse
 
 pytestmark = pytest.mark.stack
 
+EVENT_SECONDS = 120  # a worker retried with backoff may be silent for a while
 
-def statuses(events: list[Any]) -> list[str]:
+
+def statuses(events: list[SseEvent]) -> list[str]:
     return [event.data["status"] for event in events]
 
 
-def fetch(url: str) -> bytes:
-    response = httpx.get(url, timeout=30, trust_env=False)
+async def fetch(client: ApiClient, url: str) -> bytes:
+    """An absolute URL (a signed one of the bucket, a metrics endpoint) through the client."""
+    response = await client.http.get(url)
     assert response.status_code == 200, response.text
     return response.content
 
@@ -62,18 +61,85 @@ async def job_row(database_url: str, generation_id: str) -> asyncpg.Record:
     return row
 
 
-async def test_end_to_end_with_the_synthetic_worker(stack_env: dict[str, str]) -> None:
-    user = GenVidClient(stack_env["GENVID_API_URL"]).new_user()
-    generation = user.generate("a red fox running through fresh snow", duration_seconds=4)
-    assert generation["status"] == "QUEUED"
+async def generate(client: ApiClient, account: Account, prompt: str, **body: Any) -> str:
+    response = await client.generate(account, prompt=prompt, **body)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "QUEUED"
+    generation_id: str = response.json()["id"]
+    return generation_id
 
-    events = list(user.events(generation["id"]))
-    assert statuses(events) == ["QUEUED", "RUNNING", "SUCCEEDED"]
-    assert [event.id for event in events] == sorted({event.id for event in events})
 
-    body = user.get(generation["id"])
+async def get(client: ApiClient, account: Account, generation_id: str) -> dict[str, Any]:
+    response = await client.http.get(f"/generations/{generation_id}", headers=account.auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def cancel(client: ApiClient, account: Account, generation_id: str) -> int:
+    response = await client.http.post(f"/generations/{generation_id}/cancel", headers=account.auth)
+    return response.status_code
+
+
+def event_stream(
+    client: ApiClient, account: Account, generation_id: str, last_event_id: str | None = None
+) -> contextlib.AbstractAsyncContextManager[SseReader]:
+    headers = dict(account.auth)
+    if last_event_id is not None:
+        headers["Last-Event-ID"] = last_event_id
+    return sse(client.http, f"/generations/{generation_id}/events", headers)
+
+
+async def until_final(reader: SseReader, limit: int | None = None) -> list[SseEvent]:
+    """Events up to a final status, `limit` events, or the stream's end."""
+    events: list[SseEvent] = []
+    while (event := await reader.next_event(EVENT_SECONDS)) is not None:
+        events.append(event)
+        if event.data.get("status") in TERMINAL or len(events) == limit:
+            break
+    return events
+
+
+async def events(
+    client: ApiClient,
+    account: Account,
+    generation_id: str,
+    *,
+    last_event_id: str | None = None,
+    limit: int | None = None,
+) -> list[SseEvent]:
+    async with event_stream(client, account, generation_id, last_event_id) as reader:
+        return await until_final(reader, limit)
+
+
+async def wait_final(
+    client: ApiClient, account: Account, generation_id: str, seconds: float = 120
+) -> dict[str, Any]:
+    async def finished() -> dict[str, Any] | None:
+        body = await get(client, account, generation_id)
+        return body if body["status"] in TERMINAL else None
+
+    return await eventually(
+        finished, what=f"generation {generation_id} to finish", seconds=seconds, interval=0.25
+    )
+
+
+async def test_end_to_end_with_the_synthetic_worker(
+    stack_env: dict[str, str], stack_api: ApiClient
+) -> None:
+    user = await stack_api.register("u")
+    generation_id = await generate(
+        stack_api, user, "a red fox running through fresh snow", duration_seconds=4
+    )
+
+    seen = await events(stack_api, user, generation_id)
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    ids = [int(event.id or "") for event in seen]
+    assert ids == sorted(set(ids))
+
+    body = await get(stack_api, user, generation_id)
     assert body["status"] == "SUCCEEDED"
-    video = fetch(body["video_url"])
+    video = await fetch(stack_api, body["video_url"])
     with av.open(io.BytesIO(video)) as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
@@ -82,21 +148,22 @@ async def test_end_to_end_with_the_synthetic_worker(stack_env: dict[str, str]) -
         assert rate is not None
         assert abs(frames / float(rate) - 4.0) <= 1 / float(rate)
         assert (stream.width, stream.height) == (640, 360)
-    assert fetch(body["poster_url"])[:3] == b"\xff\xd8\xff"
+    assert (await fetch(stack_api, body["poster_url"]))[:3] == b"\xff\xd8\xff"
 
+    kubeconfig, namespace = stack_env["KUBECONFIG"], stack_env["GENVID_NAMESPACE"]
     phase = kubectl(
-        stack_env["KUBECONFIG"], "-n", stack_env["GENVID_NAMESPACE"],
-        "get", "videogenerations", generation["id"], "-o", "jsonpath={.status.phase}",
-    )  # fmt: skip
+        kubeconfig, "-n", namespace,
+        "get", "videogenerations", generation_id, "-o", "jsonpath={.status.phase}",
+    ).stdout  # fmt: skip
     assert phase == "Succeeded"
-    table = kubectl(stack_env["KUBECONFIG"], "-n", stack_env["GENVID_NAMESPACE"], "get", "vg")
-    assert generation["id"] in table and "Succeeded" in table
+    table = kubectl(kubeconfig, "-n", namespace, "get", "vg").stdout
+    assert generation_id in table and "Succeeded" in table
 
-    row = await job_row(stack_env["DATABASE_URL"], generation["id"])
+    row = await job_row(stack_env["DATABASE_URL"], generation_id)
     assert row["status"] == "SUCCEEDED"
     assert row["size_bytes"] == len(video)
     assert row["object_name"] in body["video_url"]
-    assert row["object_name"].startswith(f"previews/{generation['id']}/preview_")
+    assert row["object_name"].startswith(f"previews/{generation_id}/preview_")
     assert row["event_seq"] == 3
     assert row["attempts"] == 1
 
@@ -111,18 +178,15 @@ class Pipeline:
     env: dict[str, str]
     namespace: str
     state: State
-    api_url: str
+    api: ApiClient
     veo: FakeVeo
     operator: Process
 
     def restart_operator(self) -> None:
         self.operator = apps.start_operator(self.state, self.env, self.namespace)
 
-    def user(self) -> User:
-        return GenVidClient(self.api_url).new_user()
-
     def kubectl(self, *args: str) -> str:
-        return kubectl(self.env["KUBECONFIG"], "-n", self.namespace, *args)
+        return kubectl(self.env["KUBECONFIG"], "-n", self.namespace, *args).stdout
 
     def pods(self, generation_id: str) -> list[dict[str, Any]]:
         listing = kubectl_json(
@@ -134,25 +198,11 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-async def pipeline_database(stack_env: dict[str, str]) -> AsyncIterator[str]:
-    """A database of the pipeline's own: another api's outbox must not adopt its rows."""
-    base = stack_env["DATABASE_URL"]
-    name = f"genvid_e2e_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(base)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    yield urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(base)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-
-
-@pytest.fixture(scope="module")
-def pipeline(
+async def pipeline(
     stack_env: dict[str, str],
     pipeline_database: str,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Pipeline]:
+) -> AsyncIterator[Pipeline]:
     state = State(tmp_path_factory.mktemp("pipeline"))
     state.prepare()
     namespace = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -180,49 +230,56 @@ def pipeline(
     operator = apps.start_operator(state, env, namespace)
     port = state.port("api")
     api = apps.start_api(state, env, namespace, port)
-    pipeline = Pipeline(env, namespace, state, f"http://127.0.0.1:{port}", veo, operator)
     try:
-        yield pipeline
+        async with api_http_client(f"http://127.0.0.1:{port}") as http:
+            yield Pipeline(env, namespace, state, ApiClient(http=http), veo, operator)
     finally:
         api.stop()
-        pipeline.operator.stop()
+        operator.stop()
         veo.stop()
 
 
-def test_veo_success_is_charged_once(pipeline: Pipeline) -> None:
-    user = pipeline.user()
+async def test_veo_success_is_charged_once(pipeline: Pipeline) -> None:
+    client = pipeline.api
+    user = await client.register("u")
     prompt = f"a lighthouse at dusk {uuid.uuid4().hex[:6]}"
-    generation = user.generate(prompt)
-    assert statuses(list(user.events(generation["id"]))) == ["QUEUED", "RUNNING", "SUCCEEDED"]
-    body = user.get(generation["id"])
+    generation_id = await generate(client, user, prompt)
+    assert statuses(await events(client, user, generation_id)) == [
+        "QUEUED",
+        "RUNNING",
+        "SUCCEEDED",
+    ]
+    body = await get(client, user, generation_id)
     assert Decimal(body["cost_usd"]) == Decimal("0.6")  # 4 s at the fast model's $0.15
     assert pipeline.veo.stats(prompt)["operations_started"] == 1
-    with av.open(io.BytesIO(fetch(body["video_url"]))) as container:
+    with av.open(io.BytesIO(await fetch(client, body["video_url"]))) as container:
         assert container.streams.video[0].codec_context.name == "h264"
 
 
-def test_veo_429_is_retried_with_backoff_then_succeeds(pipeline: Pipeline) -> None:
-    user = pipeline.user()
+async def test_veo_429_is_retried_with_backoff_then_succeeds(pipeline: Pipeline) -> None:
+    client = pipeline.api
+    user = await client.register("u")
     prompt = f"busy afternoon market {uuid.uuid4().hex[:6]}"
     pipeline.veo.add_scenario(prompt, reject_first=1, reject_status=429)
-    generation = user.generate(prompt)
-    events = list(user.events(generation["id"]))
-    assert statuses(events)[0] == "QUEUED"
-    assert statuses(events)[-1] == "SUCCEEDED"
-    retry = next(e for e in events if e.data["reason"] == "RateLimited")
+    generation_id = await generate(client, user, prompt)
+    seen = await events(client, user, generation_id)
+    assert statuses(seen)[0] == "QUEUED"
+    assert statuses(seen)[-1] == "SUCCEEDED"
+    retry = next(e for e in seen if e.data["reason"] == "RateLimited")
     assert retry.data["status"] == "RUNNING"
-    assert user.get(generation["id"])["attempts"] == 2
+    assert (await get(client, user, generation_id))["attempts"] == 2
     assert pipeline.veo.stats(prompt)["operations_started"] == 1
 
 
-def test_safety_filtered_prompt_fails_at_once_with_its_reason(pipeline: Pipeline) -> None:
-    user = pipeline.user()
+async def test_safety_filtered_prompt_fails_at_once_with_its_reason(pipeline: Pipeline) -> None:
+    client = pipeline.api
+    user = await client.register("u")
     prompt = f"something the filter blocks {uuid.uuid4().hex[:6]}"
     pipeline.veo.add_scenario(prompt, outcome="safety_filtered")
-    generation = user.generate(prompt)
-    events = list(user.events(generation["id"]))
-    assert statuses(events) == ["QUEUED", "RUNNING", "FAILED"]
-    final = user.get(generation["id"])
+    generation_id = await generate(client, user, prompt)
+    seen = await events(client, user, generation_id)
+    assert statuses(seen) == ["QUEUED", "RUNNING", "FAILED"]
+    final = await get(client, user, generation_id)
     assert final["reason"] == "SafetyFiltered"
     assert "usage guidelines" in final["message"]
     assert final["attempts"] == 1
@@ -230,17 +287,18 @@ def test_safety_filtered_prompt_fails_at_once_with_its_reason(pipeline: Pipeline
     assert final["video_url"] is None
 
 
-def test_generation_that_never_finishes_fails_at_the_deadline(pipeline: Pipeline) -> None:
-    user = pipeline.user()
+async def test_generation_that_never_finishes_fails_at_the_deadline(pipeline: Pipeline) -> None:
+    client = pipeline.api
+    user = await client.register("u")
     prompt = f"an endless staircase {uuid.uuid4().hex[:6]}"
     pipeline.veo.add_scenario(prompt, outcome="never")
-    generation = user.generate(prompt)
-    final = user.wait_final(generation["id"], timeout=POLL_DEADLINE_SECONDS + 90)
+    generation_id = await generate(client, user, prompt)
+    final = await wait_final(client, user, generation_id, seconds=POLL_DEADLINE_SECONDS + 90)
     assert (final["status"], final["reason"]) == ("FAILED", "ProviderTimeout")
     assert final["attempts"] == 1
 
 
-def running_worker_pid(pipeline: Pipeline, generation_id: str) -> int:
+async def running_worker_pid(pipeline: Pipeline, generation_id: str) -> int:
     def probe() -> int | None:
         for pod in pipeline.pods(generation_id):
             for container in pod.get("status", {}).get("containerStatuses") or []:
@@ -248,74 +306,80 @@ def running_worker_pid(pipeline: Pipeline, generation_id: str) -> int:
                     return int(container["containerID"].removeprefix("process://"))
         return None
 
-    return eventually(probe, what="a running worker")
+    return await eventually(probe, what="a running worker", seconds=90, interval=0.25)
 
 
-def test_cancel_while_running_kills_the_worker(pipeline: Pipeline) -> None:
-    user = pipeline.user()
+async def test_cancel_while_running_kills_the_worker(pipeline: Pipeline) -> None:
+    client = pipeline.api
+    user = await client.register("u")
     prompt = f"a slow sunrise {uuid.uuid4().hex[:6]}"
     pipeline.veo.add_scenario(prompt, outcome="never")
-    generation = user.generate(prompt)
-    stream = user.events(generation["id"])
-    assert [next(stream).data["status"] for _ in range(2)] == ["QUEUED", "RUNNING"]
-    pid = running_worker_pid(pipeline, generation["id"])
+    generation_id = await generate(client, user, prompt)
+    async with event_stream(client, user, generation_id) as stream:
+        assert statuses(await until_final(stream, limit=2)) == ["QUEUED", "RUNNING"]
+        pid = await running_worker_pid(pipeline, generation_id)
 
-    assert user.cancel(generation["id"]).status_code == 202
-    assert next(stream).data["status"] == "CANCELED"
-    eventually(lambda: not pid_alive(pid), what="the worker process to end", timeout=60)
-    assert user.get(generation["id"])["status"] == "CANCELED"
-    assert user.cancel(generation["id"]).status_code == 409
+        assert await cancel(client, user, generation_id) == 202
+        assert statuses(await until_final(stream, limit=1)) == ["CANCELED"]
+    await eventually(
+        lambda: not pid_alive(pid), what="the worker process to end", seconds=60, interval=0.25
+    )
+    assert (await get(client, user, generation_id))["status"] == "CANCELED"
+    assert await cancel(client, user, generation_id) == 409
 
 
 async def test_operator_killed_mid_flight_loses_and_repeats_nothing(pipeline: Pipeline) -> None:
-    user = pipeline.user()
+    client = pipeline.api
+    user = await client.register("u")
     prompt = f"a paper boat on a river {uuid.uuid4().hex[:6]}"
     pipeline.veo.add_scenario(prompt, polls_until_done=15)
-    generation = user.generate(prompt)
-    stream = user.events(generation["id"], limit=2)
-    assert statuses(list(stream)) == ["QUEUED", "RUNNING"]
+    generation_id = await generate(client, user, prompt)
+    assert statuses(await events(client, user, generation_id, limit=2)) == ["QUEUED", "RUNNING"]
 
     pipeline.operator.popen.send_signal(signal.SIGKILL)
     pipeline.operator.stop()
     # The worker finishes while no operator is watching.
-    eventually(
-        lambda: any(
-            p["status"].get("phase") == "Succeeded" for p in pipeline.pods(generation["id"])
-        ),
+    await eventually(
+        lambda: any(p["status"].get("phase") == "Succeeded" for p in pipeline.pods(generation_id)),
         what="the worker to finish",
+        seconds=90,
+        interval=0.25,
     )
     pipeline.restart_operator()
 
-    events = list(user.events(generation["id"]))
-    assert statuses(events) == ["QUEUED", "RUNNING", "SUCCEEDED"]
-    assert [e.data["seq"] for e in events] == [1, 2, 3]
+    seen = await events(client, user, generation_id)
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3]
     jobs = pipeline.kubectl(
-        "get", "jobs", "-l", f"genvid.io/generation={generation['id']}", "-o", "name"
+        "get", "jobs", "-l", f"genvid.io/generation={generation_id}", "-o", "name"
     )
     assert len(jobs.split()) == 1
-    assert len(pipeline.pods(generation["id"])) == 1
-    row = await job_row(pipeline.env["DATABASE_URL"], generation["id"])
+    assert len(pipeline.pods(generation_id)) == 1
+    row = await job_row(pipeline.env["DATABASE_URL"], generation_id)
     assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
 
 
-def test_sse_resumes_after_last_event_id_without_gaps_or_repeats(pipeline: Pipeline) -> None:
-    user = pipeline.user()
+async def test_sse_resumes_after_last_event_id_without_gaps_or_repeats(
+    pipeline: Pipeline,
+) -> None:
+    client = pipeline.api
+    user = await client.register("u")
     prompt = f"a hummingbird {uuid.uuid4().hex[:6]}"
     pipeline.veo.add_scenario(prompt, polls_until_done=5)
-    generation = user.generate(prompt)
-    first = list(user.events(generation["id"], limit=1))
+    generation_id = await generate(client, user, prompt)
+    first = await events(client, user, generation_id, limit=1)
     assert statuses(first) == ["QUEUED"]
-    rest = list(user.events(generation["id"], last_event_id=first[0].id))
+    rest = await events(client, user, generation_id, last_event_id=first[0].id)
     assert statuses(rest) == ["RUNNING", "SUCCEEDED"]
-    assert all(event.id > first[0].id for event in rest)
+    assert all(int(event.id or "") > int(first[0].id or "") for event in rest)
 
 
 async def test_job_inserted_by_an_api_that_crashed_before_creating_it_still_runs(
     pipeline: Pipeline,
 ) -> None:
     """As if the api died between its INSERT and creating the VideoGeneration."""
-    user = pipeline.user()
-    me = user.api.http.get("/me", headers=user.headers).json()
+    client = pipeline.api
+    user = await client.register("u")
     generation_id = uuid.uuid4()
     connection = await asyncpg.connect(pipeline.env["DATABASE_URL"])
     try:
@@ -326,21 +390,22 @@ async def test_job_inserted_by_an_api_that_crashed_before_creating_it_still_runs
                VALUES ($1, $2, 'an orphaned request', 'veo-3.0-fast-generate-001', 4, '16:9',
                        'QUEUED', now() - interval '1 minute', now() - interval '1 minute')""",
             generation_id,
-            uuid.UUID(me["id"]),
+            uuid.UUID(user.user_id),
         )
     finally:
         await connection.close()
-    final = user.wait_final(str(generation_id))
+    final = await wait_final(client, user, str(generation_id))
     assert final["status"] == "SUCCEEDED"
     assert pipeline.kubectl("get", "vg", str(generation_id), "-o", "name").strip()
 
 
-def test_operator_exports_transition_metrics(pipeline: Pipeline) -> None:
-    user = pipeline.user()
-    generation = user.generate(f"a metered kite {uuid.uuid4().hex[:6]}")
-    assert user.wait_final(generation["id"])["status"] == "SUCCEEDED"
+async def test_operator_exports_transition_metrics(pipeline: Pipeline) -> None:
+    client = pipeline.api
+    user = await client.register("u")
+    generation_id = await generate(client, user, f"a metered kite {uuid.uuid4().hex[:6]}")
+    assert (await wait_final(client, user, generation_id))["status"] == "SUCCEEDED"
     port = pipeline.state.port("operator-metrics")
-    text = httpx.get(f"http://127.0.0.1:{port}/metrics", trust_env=False).text
+    text = (await fetch(client, f"http://127.0.0.1:{port}/metrics")).decode()
     assert 'genvid_generation_transitions_total{phase="Succeeded",reason="Generated"}' in text
     assert (
         'genvid_generations_finished_total{model="veo-3.0-fast-generate-001",phase="Succeeded"}'
