@@ -6,7 +6,7 @@ resources in one namespace no operator watches, and each test makes its own user
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import nats
@@ -16,7 +16,8 @@ from nats.js import JetStreamContext
 from genvid_api.config import Settings
 from genvid_api.events import ensure_stream
 from genvid_devstack import apps
-from support.api import ApiClient, in_process_api, make_settings
+from support.api import ApiClient, api_env, in_process_api, make_settings
+from support.api_process import ApiProcess, start_api_process
 from support.database import scratch_database
 from support.kube import scratch_namespace
 
@@ -72,3 +73,29 @@ async def db(api_migrated: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await asyncpg.create_pool(api_migrated, min_size=1, max_size=4)
     yield pool
     await pool.close()
+
+
+StartApi = Callable[..., ApiProcess]
+
+
+@pytest.fixture(scope="module")
+def start_api(
+    stack_env: dict[str, str],
+    api_migrated: str,
+    api_namespace: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[StartApi]:
+    """Starts api processes on the api tests' database and namespace (`start_api(name,
+    GENVID_...=value)`); whatever a module started is stopped after it."""
+    logs = tmp_path_factory.mktemp("api-logs")
+    started: list[ApiProcess] = []
+
+    def start(name: str, **overrides: str) -> ApiProcess:
+        env = api_env(stack_env, api_migrated, api_namespace, **overrides)
+        process = start_api_process(env, logs / f"{name}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in reversed(started):
+        process.stop()

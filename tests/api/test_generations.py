@@ -27,6 +27,7 @@ from genvid_api.config import Settings
 from genvid_api.events import STREAM_NAME, job_subject
 from genvid_api.models import VideoGenerationJob
 from support.api import ApiClient, in_process_api, make_settings
+from support.jobs import insert_job
 from support.kube import kubectl
 from support.polling import eventually
 
@@ -47,26 +48,6 @@ def owned_resources(stack_env: dict[str, str], namespace: str, user_id: str) -> 
         "-o", "jsonpath={.items[*].metadata.name}",
     ).stdout  # fmt: skip
     return out.split()
-
-
-async def insert_job(db: asyncpg.Pool, user_id: str, **values: Any) -> str:
-    """A row as POST /generate inserts it, written directly (as if the api died right after)."""
-    row = {
-        "id": uuid.uuid4(),
-        "user_id": uuid.UUID(user_id),
-        "prompt": "a lighthouse at dusk",
-        "model": "veo-3.0-fast-generate-001",
-        "duration_seconds": 4,
-        "aspect_ratio": "16:9",
-        "status": "QUEUED",
-        **values,
-    }
-    columns = ", ".join(row)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-    await db.execute(
-        f"INSERT INTO video_generation_jobs ({columns}) VALUES ({placeholders})", *row.values()
-    )
-    return str(row["id"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -451,6 +432,15 @@ async def store_resource(api: ApiClient, db: asyncpg.Pool, job_id: str) -> None:
     assert await api.app.state.ctx.kube.create(job) is True
 
 
+async def job_with_a_lost_create(api: ApiClient, db: asyncpg.Pool) -> str:
+    """A new user's queued row, not due for the outbox yet, whose resource a lost create
+    stored."""
+    account = await api.register()
+    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
+    await store_resource(api, db, job_id)
+    return job_id
+
+
 async def test_cancel_before_the_resource_exists_creates_it_canceled(
     api: ApiClient, stack_env: dict[str, str], api_settings: Settings, db: asyncpg.Pool
 ) -> None:
@@ -504,9 +494,7 @@ async def test_cancel_after_a_create_that_failed_but_was_stored_cancels_the_reso
 async def test_outbox_flags_an_unflagged_row_the_operator_already_runs(
     api: ApiClient, api_settings: Settings, db: asyncpg.Pool
 ) -> None:
-    account = await api.register()
-    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
-    await store_resource(api, db, job_id)
+    job_id = await job_with_a_lost_create(api, db)
     await db.execute(
         "UPDATE video_generation_jobs SET status = 'RUNNING', event_seq = 2, "
         "created_at = now() - interval '1 minute' WHERE id = $1",
@@ -525,9 +513,7 @@ async def test_outbox_cancels_a_stored_resource_of_a_canceled_unflagged_row(
 ) -> None:
     """The same race, with the cancel's own create lost too: the outbox finds the row
     (cancel_requested, resource_created=false), gets 409 and sets spec.cancel on it."""
-    account = await api.register()
-    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
-    await store_resource(api, db, job_id)
+    job_id = await job_with_a_lost_create(api, db)
     await db.execute(
         "UPDATE video_generation_jobs SET cancel_requested = true, "
         "created_at = now() - interval '1 minute', updated_at = now() WHERE id = $1",

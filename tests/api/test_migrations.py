@@ -104,6 +104,17 @@ async def seed_0001(database_url: str) -> tuple[uuid.UUID, uuid.UUID]:
     return user_id, job_id
 
 
+async def liked_video(conn: asyncpg.Connection, user_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+    """A video of the job, liked by its author (the like counter's trigger fires)."""
+    video_id = await conn.fetchval(
+        "INSERT INTO videos (id, generation_id, user_id, title) VALUES ($1, $2, $3, 't') "
+        "RETURNING id",
+        uuid.uuid4(), job_id, user_id,
+    )  # fmt: skip
+    await conn.execute("INSERT INTO likes (user_id, video_id) VALUES ($1, $2)", user_id, video_id)
+    return video_id
+
+
 async def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     empty_database: str,
 ) -> None:
@@ -151,14 +162,7 @@ async def test_upgrade_from_0001_keeps_data_and_the_round_trip_keeps_it_too(
 
     conn = await asyncpg.connect(empty_database)
     try:
-        video_id = await conn.fetchval(
-            "INSERT INTO videos (id, generation_id, user_id, title) VALUES ($1, $2, $3, 't') "
-            "RETURNING id",
-            uuid.uuid4(), job_id, user_id,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO likes (user_id, video_id) VALUES ($1, $2)", user_id, video_id
-        )
+        video_id = await liked_video(conn, user_id, job_id)
         await conn.execute(
             "INSERT INTO comments (id, video_id, author_id, body) VALUES ($1, $2, $3, 'hi')",
             uuid.uuid4(), video_id, user_id,
@@ -180,14 +184,7 @@ async def test_upgrade_from_0001_keeps_data_and_the_round_trip_keeps_it_too(
         assert await conn.fetchval("SELECT count(*) FROM users WHERE id = $1", user_id) == 1
         assert await conn.fetchval("SELECT status FROM video_generation_jobs") == "SUCCEEDED"
         assert await conn.fetchval("SELECT count(*) FROM videos") == 0
-        video_id = await conn.fetchval(
-            "INSERT INTO videos (id, generation_id, user_id, title) VALUES ($1, $2, $3, 't') "
-            "RETURNING id",
-            uuid.uuid4(), job_id, user_id,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO likes (user_id, video_id) VALUES ($1, $2)", user_id, video_id
-        )
+        video_id = await liked_video(conn, user_id, job_id)
         assert await conn.fetchval("SELECT like_count FROM videos WHERE id = $1", video_id) == 1
     finally:
         await conn.close()

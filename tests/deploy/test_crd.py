@@ -56,27 +56,21 @@ def test_invalid_objects_are_rejected_with_the_apiservers_message(
     assert message in result.stderr
 
 
+def patch_status(
+    kubectl: Kubectl, name: str, status: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    """A merge patch of the status subresource, as the operator writes status."""
+    return kubectl(
+        "patch", "vg", name, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+
+
 def test_status_patch_with_unknown_phase_is_rejected(kubectl: Kubectl) -> None:
     apply(kubectl, video_generation("phases"))
-    ok = kubectl(
-        "patch",
-        "vg",
-        "phases",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"phase": "Running", "attempts": 1}}),
-    )
+    ok = patch_status(kubectl, "phases", {"phase": "Running", "attempts": 1})
     assert ok.returncode == 0, ok.stderr
-    bad = kubectl(
-        "patch",
-        "vg",
-        "phases",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"phase": "Exploded"}}),
-    )
+    bad = patch_status(kubectl, "phases", {"phase": "Exploded"})
     assert bad.returncode != 0
     assert 'status.phase: Unsupported value: "Exploded"' in bad.stderr
     phase = kubectl("get", "vg", "phases", "-o", "jsonpath={.status.phase}", check=True).stdout

@@ -68,6 +68,15 @@ def job_condition(job: Any, kind: str) -> Any:
     return None
 
 
+async def run_job(
+    api: client.ApiClient, namespace: str, manifest: Obj
+) -> tuple[client.BatchV1Api, client.CoreV1Api]:
+    """Create the Job; the batch and core clients to follow it with."""
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    await batch.create_namespaced_job(namespace, manifest)
+    return batch, core
+
+
 async def job_pods(core: client.CoreV1Api, namespace: str, job_name: str) -> list[Any]:
     pods = await core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
     return list(pods.items)
@@ -84,13 +93,12 @@ async def finished(core: client.CoreV1Api, namespace: str, name: str) -> Any:
 async def test_job_completes_with_its_termination_message_and_logs(
     api: client.ApiClient, namespace: str
 ) -> None:
-    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     message = {"video": "preview-1", "frames": 96}
     code = (
         "import json; print('rendering preview', flush=True); "
         f"open('/dev/termination-log', 'w').write(json.dumps({message!r}))"
     )
-    await batch.create_namespaced_job(namespace, job("render", {"command": python(code)}))
+    batch, core = await run_job(api, namespace, job("render", {"command": python(code)}))
 
     async def complete() -> Any:
         return job_condition(await batch.read_namespaced_job("render", namespace), "Complete")
@@ -111,9 +119,9 @@ async def test_job_completes_with_its_termination_message_and_logs(
 async def test_failing_job_is_retried_up_to_its_backoff_limit(
     api: client.ApiClient, namespace: str
 ) -> None:
-    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
-    manifest = job("fail", {"command": python("import sys; sys.exit(3)")}, backoff_limit=2)
-    await batch.create_namespaced_job(namespace, manifest)
+    batch, core = await run_job(
+        api, namespace, job("fail", {"command": python("import sys; sys.exit(3)")}, backoff_limit=2)
+    )
 
     async def failed() -> Any:
         return job_condition(await batch.read_namespaced_job("fail", namespace), "Failed")
@@ -131,9 +139,8 @@ async def test_failing_job_is_retried_up_to_its_backoff_limit(
 async def test_deleting_a_running_pod_kills_its_process_and_removes_it(
     api: client.ApiClient, namespace: str
 ) -> None:
-    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     sleeper = job("sleep", {"command": python("import time; time.sleep(600)")}, backoff_limit=1)
-    await batch.create_namespaced_job(namespace, sleeper)
+    _, core = await run_job(api, namespace, sleeper)
 
     async def running() -> Any:
         for found in await job_pods(core, namespace, "sleep"):

@@ -14,6 +14,7 @@ import signal
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from genvid_devstack.state import State
 from genvid_devstack.veo import FakeVeo, start_fake_veo
 from support.api import Account, ApiClient, api_http_client
 from support.job_stream import TERMINAL
+from support.jobs import insert_job
 from support.kube import KUBECTL, kubectl, kubectl_json
 from support.polling import eventually
 from support.processes import pid_alive
@@ -61,33 +63,57 @@ async def job_row(database_url: str, generation_id: str) -> asyncpg.Record:
     return row
 
 
-async def generate(client: ApiClient, account: Account, prompt: str, **body: Any) -> str:
-    response = await client.generate(account, prompt=prompt, **body)
+@dataclass
+class Generation:
+    """A new user's generation on a running api, and what the tests ask the api about it."""
+
+    client: ApiClient
+    user: Account
+    id: str
+
+    async def get(self) -> dict[str, Any]:
+        response = await self.client.http.get(f"/generations/{self.id}", headers=self.user.auth)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def cancel(self) -> int:
+        response = await self.client.http.post(
+            f"/generations/{self.id}/cancel", headers=self.user.auth
+        )
+        return response.status_code
+
+    def stream(
+        self, last_event_id: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[SseReader]:
+        headers = dict(self.user.auth)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        return sse(self.client.http, f"/generations/{self.id}/events", headers)
+
+    async def events(
+        self, *, last_event_id: str | None = None, limit: int | None = None
+    ) -> list[SseEvent]:
+        async with self.stream(last_event_id) as reader:
+            return await until_final(reader, limit)
+
+    async def wait_final(self, seconds: float = 120) -> dict[str, Any]:
+        async def finished() -> dict[str, Any] | None:
+            body = await self.get()
+            return body if body["status"] in TERMINAL else None
+
+        return await eventually(
+            finished, what=f"generation {self.id} to finish", seconds=seconds, interval=0.25
+        )
+
+
+async def generate(client: ApiClient, prompt: str, **body: Any) -> Generation:
+    """POST /generate as a new user; the generation is queued."""
+    user = await client.register("u")
+    response = await client.generate(user, prompt=prompt, **body)
     assert response.status_code == 202, response.text
     assert response.json()["status"] == "QUEUED"
-    generation_id: str = response.json()["id"]
-    return generation_id
-
-
-async def get(client: ApiClient, account: Account, generation_id: str) -> dict[str, Any]:
-    response = await client.http.get(f"/generations/{generation_id}", headers=account.auth)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
-
-
-async def cancel(client: ApiClient, account: Account, generation_id: str) -> int:
-    response = await client.http.post(f"/generations/{generation_id}/cancel", headers=account.auth)
-    return response.status_code
-
-
-def event_stream(
-    client: ApiClient, account: Account, generation_id: str, last_event_id: str | None = None
-) -> contextlib.AbstractAsyncContextManager[SseReader]:
-    headers = dict(account.auth)
-    if last_event_id is not None:
-        headers["Last-Event-ID"] = last_event_id
-    return sse(client.http, f"/generations/{generation_id}/events", headers)
+    return Generation(client, user, response.json()["id"])
 
 
 async def until_final(reader: SseReader, limit: int | None = None) -> list[SseEvent]:
@@ -100,44 +126,19 @@ async def until_final(reader: SseReader, limit: int | None = None) -> list[SseEv
     return events
 
 
-async def events(
-    client: ApiClient,
-    account: Account,
-    generation_id: str,
-    *,
-    last_event_id: str | None = None,
-    limit: int | None = None,
-) -> list[SseEvent]:
-    async with event_stream(client, account, generation_id, last_event_id) as reader:
-        return await until_final(reader, limit)
-
-
-async def wait_final(
-    client: ApiClient, account: Account, generation_id: str, seconds: float = 120
-) -> dict[str, Any]:
-    async def finished() -> dict[str, Any] | None:
-        body = await get(client, account, generation_id)
-        return body if body["status"] in TERMINAL else None
-
-    return await eventually(
-        finished, what=f"generation {generation_id} to finish", seconds=seconds, interval=0.25
-    )
-
-
 async def test_end_to_end_with_the_synthetic_worker(
     stack_env: dict[str, str], stack_api: ApiClient
 ) -> None:
-    user = await stack_api.register("u")
-    generation_id = await generate(
-        stack_api, user, "a red fox running through fresh snow", duration_seconds=4
+    generation = await generate(
+        stack_api, "a red fox running through fresh snow", duration_seconds=4
     )
 
-    seen = await events(stack_api, user, generation_id)
+    seen = await generation.events()
     assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
     ids = [int(event.id or "") for event in seen]
     assert ids == sorted(set(ids))
 
-    body = await get(stack_api, user, generation_id)
+    body = await generation.get()
     assert body["status"] == "SUCCEEDED"
     video = await fetch(stack_api, body["video_url"])
     with av.open(io.BytesIO(video)) as container:
@@ -153,17 +154,17 @@ async def test_end_to_end_with_the_synthetic_worker(
     kubeconfig, namespace = stack_env["KUBECONFIG"], stack_env["GENVID_NAMESPACE"]
     phase = kubectl(
         kubeconfig, "-n", namespace,
-        "get", "videogenerations", generation_id, "-o", "jsonpath={.status.phase}",
+        "get", "videogenerations", generation.id, "-o", "jsonpath={.status.phase}",
     ).stdout  # fmt: skip
     assert phase == "Succeeded"
     table = kubectl(kubeconfig, "-n", namespace, "get", "vg").stdout
-    assert generation_id in table and "Succeeded" in table
+    assert generation.id in table and "Succeeded" in table
 
-    row = await job_row(stack_env["DATABASE_URL"], generation_id)
+    row = await job_row(stack_env["DATABASE_URL"], generation.id)
     assert row["status"] == "SUCCEEDED"
     assert row["size_bytes"] == len(video)
     assert row["object_name"] in body["video_url"]
-    assert row["object_name"].startswith(f"previews/{generation_id}/preview_")
+    assert row["object_name"].startswith(f"previews/{generation.id}/preview_")
     assert row["event_seq"] == 3
     assert row["attempts"] == 1
 
@@ -184,6 +185,13 @@ class Pipeline:
 
     def restart_operator(self) -> None:
         self.operator = apps.start_operator(self.state, self.env, self.namespace)
+
+    async def generate(self, words: str, **scenario: Any) -> tuple[Generation, str]:
+        """A generation of a unique prompt, which the fake Veo answers as `scenario` says."""
+        prompt = f"{words} {uuid.uuid4().hex[:6]}"
+        if scenario:
+            self.veo.add_scenario(prompt, **scenario)
+        return await generate(self.api, prompt), prompt
 
     def kubectl(self, *args: str) -> str:
         return kubectl(self.env["KUBECONFIG"], "-n", self.namespace, *args).stdout
@@ -240,46 +248,34 @@ async def pipeline(
 
 
 async def test_veo_success_is_charged_once(pipeline: Pipeline) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    prompt = f"a lighthouse at dusk {uuid.uuid4().hex[:6]}"
-    generation_id = await generate(client, user, prompt)
-    assert statuses(await events(client, user, generation_id)) == [
-        "QUEUED",
-        "RUNNING",
-        "SUCCEEDED",
-    ]
-    body = await get(client, user, generation_id)
+    generation, prompt = await pipeline.generate("a lighthouse at dusk")
+    assert statuses(await generation.events()) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    body = await generation.get()
     assert Decimal(body["cost_usd"]) == Decimal("0.6")  # 4 s at the fast model's $0.15
     assert pipeline.veo.stats(prompt)["operations_started"] == 1
-    with av.open(io.BytesIO(await fetch(client, body["video_url"]))) as container:
+    with av.open(io.BytesIO(await fetch(pipeline.api, body["video_url"]))) as container:
         assert container.streams.video[0].codec_context.name == "h264"
 
 
 async def test_veo_429_is_retried_with_backoff_then_succeeds(pipeline: Pipeline) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    prompt = f"busy afternoon market {uuid.uuid4().hex[:6]}"
-    pipeline.veo.add_scenario(prompt, reject_first=1, reject_status=429)
-    generation_id = await generate(client, user, prompt)
-    seen = await events(client, user, generation_id)
+    generation, prompt = await pipeline.generate(
+        "busy afternoon market", reject_first=1, reject_status=429
+    )
+    seen = await generation.events()
     assert statuses(seen)[0] == "QUEUED"
     assert statuses(seen)[-1] == "SUCCEEDED"
     retry = next(e for e in seen if e.data["reason"] == "RateLimited")
     assert retry.data["status"] == "RUNNING"
-    assert (await get(client, user, generation_id))["attempts"] == 2
+    assert (await generation.get())["attempts"] == 2
     assert pipeline.veo.stats(prompt)["operations_started"] == 1
 
 
 async def test_safety_filtered_prompt_fails_at_once_with_its_reason(pipeline: Pipeline) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    prompt = f"something the filter blocks {uuid.uuid4().hex[:6]}"
-    pipeline.veo.add_scenario(prompt, outcome="safety_filtered")
-    generation_id = await generate(client, user, prompt)
-    seen = await events(client, user, generation_id)
-    assert statuses(seen) == ["QUEUED", "RUNNING", "FAILED"]
-    final = await get(client, user, generation_id)
+    generation, _ = await pipeline.generate(
+        "something the filter blocks", outcome="safety_filtered"
+    )
+    assert statuses(await generation.events()) == ["QUEUED", "RUNNING", "FAILED"]
+    final = await generation.get()
     assert final["reason"] == "SafetyFiltered"
     assert "usage guidelines" in final["message"]
     assert final["attempts"] == 1
@@ -288,12 +284,8 @@ async def test_safety_filtered_prompt_fails_at_once_with_its_reason(pipeline: Pi
 
 
 async def test_generation_that_never_finishes_fails_at_the_deadline(pipeline: Pipeline) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    prompt = f"an endless staircase {uuid.uuid4().hex[:6]}"
-    pipeline.veo.add_scenario(prompt, outcome="never")
-    generation_id = await generate(client, user, prompt)
-    final = await wait_final(client, user, generation_id, seconds=POLL_DEADLINE_SECONDS + 90)
+    generation, _ = await pipeline.generate("an endless staircase", outcome="never")
+    final = await generation.wait_final(seconds=POLL_DEADLINE_SECONDS + 90)
     assert (final["status"], final["reason"]) == ("FAILED", "ProviderTimeout")
     assert final["attempts"] == 1
 
@@ -310,66 +302,54 @@ async def running_worker_pid(pipeline: Pipeline, generation_id: str) -> int:
 
 
 async def test_cancel_while_running_kills_the_worker(pipeline: Pipeline) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    prompt = f"a slow sunrise {uuid.uuid4().hex[:6]}"
-    pipeline.veo.add_scenario(prompt, outcome="never")
-    generation_id = await generate(client, user, prompt)
-    async with event_stream(client, user, generation_id) as stream:
+    generation, _ = await pipeline.generate("a slow sunrise", outcome="never")
+    async with generation.stream() as stream:
         assert statuses(await until_final(stream, limit=2)) == ["QUEUED", "RUNNING"]
-        pid = await running_worker_pid(pipeline, generation_id)
+        pid = await running_worker_pid(pipeline, generation.id)
 
-        assert await cancel(client, user, generation_id) == 202
+        assert await generation.cancel() == 202
         assert statuses(await until_final(stream, limit=1)) == ["CANCELED"]
     await eventually(
         lambda: not pid_alive(pid), what="the worker process to end", seconds=60, interval=0.25
     )
-    assert (await get(client, user, generation_id))["status"] == "CANCELED"
-    assert await cancel(client, user, generation_id) == 409
+    assert (await generation.get())["status"] == "CANCELED"
+    assert await generation.cancel() == 409
 
 
 async def test_operator_killed_mid_flight_loses_and_repeats_nothing(pipeline: Pipeline) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    prompt = f"a paper boat on a river {uuid.uuid4().hex[:6]}"
-    pipeline.veo.add_scenario(prompt, polls_until_done=15)
-    generation_id = await generate(client, user, prompt)
-    assert statuses(await events(client, user, generation_id, limit=2)) == ["QUEUED", "RUNNING"]
+    generation, _ = await pipeline.generate("a paper boat on a river", polls_until_done=15)
+    assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
 
     pipeline.operator.popen.send_signal(signal.SIGKILL)
     pipeline.operator.stop()
     # The worker finishes while no operator is watching.
     await eventually(
-        lambda: any(p["status"].get("phase") == "Succeeded" for p in pipeline.pods(generation_id)),
+        lambda: any(p["status"].get("phase") == "Succeeded" for p in pipeline.pods(generation.id)),
         what="the worker to finish",
         seconds=90,
         interval=0.25,
     )
     pipeline.restart_operator()
 
-    seen = await events(client, user, generation_id)
+    seen = await generation.events()
     assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
     assert [e.data["seq"] for e in seen] == [1, 2, 3]
     jobs = pipeline.kubectl(
-        "get", "jobs", "-l", f"genvid.io/generation={generation_id}", "-o", "name"
+        "get", "jobs", "-l", f"genvid.io/generation={generation.id}", "-o", "name"
     )
     assert len(jobs.split()) == 1
-    assert len(pipeline.pods(generation_id)) == 1
-    row = await job_row(pipeline.env["DATABASE_URL"], generation_id)
+    assert len(pipeline.pods(generation.id)) == 1
+    row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
     assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
 
 
 async def test_sse_resumes_after_last_event_id_without_gaps_or_repeats(
     pipeline: Pipeline,
 ) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    prompt = f"a hummingbird {uuid.uuid4().hex[:6]}"
-    pipeline.veo.add_scenario(prompt, polls_until_done=5)
-    generation_id = await generate(client, user, prompt)
-    first = await events(client, user, generation_id, limit=1)
+    generation, _ = await pipeline.generate("a hummingbird", polls_until_done=5)
+    first = await generation.events(limit=1)
     assert statuses(first) == ["QUEUED"]
-    rest = await events(client, user, generation_id, last_event_id=first[0].id)
+    rest = await generation.events(last_event_id=first[0].id)
     assert statuses(rest) == ["RUNNING", "SUCCEEDED"]
     assert all(int(event.id or "") > int(first[0].id or "") for event in rest)
 
@@ -378,34 +358,27 @@ async def test_job_inserted_by_an_api_that_crashed_before_creating_it_still_runs
     pipeline: Pipeline,
 ) -> None:
     """As if the api died between its INSERT and creating the VideoGeneration."""
-    client = pipeline.api
-    user = await client.register("u")
-    generation_id = uuid.uuid4()
+    user = await pipeline.api.register("u")
+    generation = Generation(pipeline.api, user, str(uuid.uuid4()))
     connection = await asyncpg.connect(pipeline.env["DATABASE_URL"])
     try:
-        await connection.execute(
-            """INSERT INTO video_generation_jobs
-               (id, user_id, prompt, model, duration_seconds, aspect_ratio, status,
-                created_at, updated_at)
-               VALUES ($1, $2, 'an orphaned request', 'veo-3.0-fast-generate-001', 4, '16:9',
-                       'QUEUED', now() - interval '1 minute', now() - interval '1 minute')""",
-            generation_id,
-            uuid.UUID(user.user_id),
-        )
+        a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+        await insert_job(
+            connection, user.user_id, id=uuid.UUID(generation.id), prompt="an orphaned request",
+            created_at=a_minute_ago, updated_at=a_minute_ago,
+        )  # fmt: skip
     finally:
         await connection.close()
-    final = await wait_final(client, user, str(generation_id))
+    final = await generation.wait_final()
     assert final["status"] == "SUCCEEDED"
-    assert pipeline.kubectl("get", "vg", str(generation_id), "-o", "name").strip()
+    assert pipeline.kubectl("get", "vg", generation.id, "-o", "name").strip()
 
 
 async def test_operator_exports_transition_metrics(pipeline: Pipeline) -> None:
-    client = pipeline.api
-    user = await client.register("u")
-    generation_id = await generate(client, user, f"a metered kite {uuid.uuid4().hex[:6]}")
-    assert (await wait_final(client, user, generation_id))["status"] == "SUCCEEDED"
+    generation, _ = await pipeline.generate("a metered kite")
+    assert (await generation.wait_final())["status"] == "SUCCEEDED"
     port = pipeline.state.port("operator-metrics")
-    text = (await fetch(client, f"http://127.0.0.1:{port}/metrics")).decode()
+    text = (await fetch(pipeline.api, f"http://127.0.0.1:{port}/metrics")).decode()
     assert 'genvid_generation_transitions_total{phase="Succeeded",reason="Generated"}' in text
     assert (
         'genvid_generations_finished_total{model="veo-3.0-fast-generate-001",phase="Succeeded"}'

@@ -7,6 +7,7 @@ The api runs in-process (httpx.ASGITransport, lifespan included) where HTTP sema
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -109,3 +110,17 @@ class ApiClient:
 def api_http_client(url: str) -> httpx.AsyncClient:
     """An HTTP client of an api process (no proxy from the environment in between)."""
     return httpx.AsyncClient(base_url=url, timeout=30, trust_env=False)
+
+
+def access_claims(user_id: str, lifetime: int) -> dict[str, Any]:
+    """The claims of an access token the api would issue now, valid for `lifetime` seconds,
+    for tests to forge variants of."""
+    now = int(time.time())
+    return {
+        "iss": "genvid-api",
+        "sub": user_id,
+        "type": "access",
+        "jti": str(uuid.uuid4()),
+        "iat": now,
+        "exp": now + lifetime,
+    }

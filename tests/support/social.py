@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from genvid_api.security import create_access_token
 from support.api import Account, ApiClient
+from support.jobs import insert_job
 
 
 @dataclass
@@ -25,16 +28,14 @@ class Social:
         """A job row as POST /generate leaves it, finished as the operator finishes it (no
         custom resource: `resource_created` is true, so no outbox touches it)."""
         job_id = uuid.uuid4()
-        await self.db.execute(
-            "INSERT INTO video_generation_jobs (id, user_id, prompt, model, duration_seconds, "
-            "aspect_ratio, status, resource_created, event_seq, bucket, object_name, "
-            "poster_object, size_bytes, cost_usd, started_at, finished_at) VALUES "
-            "($1, $2, $3, 'veo-3.0-fast-generate-001', 4, '16:9', 'SUCCEEDED', true, 4, $4, $5, "
-            "$6, 1024, 0.4, now(), now())",
-            job_id, uuid.UUID(account.user_id), prompt or f"a lighthouse {job_id.hex[:6]}",
-            self.bucket, f"previews/{job_id}/preview.mp4", f"previews/{job_id}/poster.jpg",
+        now = datetime.now(UTC)
+        return await insert_job(
+            self.db, account.user_id, id=job_id, prompt=prompt or f"a lighthouse {job_id.hex[:6]}",
+            status="SUCCEEDED", resource_created=True, event_seq=4, bucket=self.bucket,
+            object_name=f"previews/{job_id}/preview.mp4",
+            poster_object=f"previews/{job_id}/poster.jpg", size_bytes=1024,
+            cost_usd=Decimal("0.4"), started_at=now, finished_at=now,
         )  # fmt: skip
-        return str(job_id)
 
     async def publish(
         self, account: Account, title: str | None = None, description: str = ""
