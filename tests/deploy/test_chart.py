@@ -375,7 +375,7 @@ def test_rbac_is_least_privilege_as_the_apiserver_evaluates_it(
         wrong = []
         for account, what, flags, allowed in CAN_I:
             result = kubectl(
-                stack_env,
+                stack_env["KUBECONFIG"],
                 "auth",
                 "can-i",
                 f"--as=system:serviceaccount:{namespace}:{account}",

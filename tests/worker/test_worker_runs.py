@@ -14,18 +14,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[import-untyped]
 from PIL import Image
 
-from genvid_devstack.veo import FakeVeo, start_fake_veo
+from genvid_devstack.veo import FakeVeo
 
 pytestmark = pytest.mark.stack
 
@@ -44,27 +41,6 @@ class Run:
     code: int
     result: dict[str, Any]
     stdout: str
-
-
-@pytest.fixture(scope="module")
-def fake_veo(
-    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FakeVeo]:
-    fake = start_fake_veo(tmp_path_factory.mktemp("fake-veo"), stack_env["STORAGE_EMULATOR_HOST"])
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture(scope="module")
-def bucket(stack_env: dict[str, str]) -> Any:
-    client = storage.Client(
-        project="genvid-local",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options={"api_endpoint": stack_env["STORAGE_EMULATOR_HOST"]},
-    )
-    return client.bucket(stack_env["GENVID_BUCKET"])
 
 
 def worker_env(stack_env: dict[str, str], **extra: str) -> dict[str, str]:
