@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,42 +18,24 @@ import httpx
 import pytest
 from nats.js import JetStreamContext
 
-from api_helpers import (
-    Account,
-    ApiClient,
-    ApiProcess,
-    api_env,
-    consumer_count,
-    eventually,
-    publish_transition,
-    sse,
-    start_api_process,
-)
+from support.api import Account, ApiClient, api_env
+from support.api_process import ApiProcess, start_api_process
+from support.job_stream import consumer_count, publish_transition
+from support.jobs import insert_job
+from support.polling import eventually
+from support.sse import sse
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 
 @pytest.fixture(scope="module")
-def servers(
-    stack_env: dict[str, str],
-    api_migrated: str,
-    api_namespace: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[ApiProcess, ApiProcess]]:
-    logs = tmp_path_factory.mktemp("api-logs")
+def servers(start_api: Callable[..., ApiProcess]) -> tuple[ApiProcess, ApiProcess]:
     # No outbox: every job here gets its resource from POST /generate itself, and the
     # processes' only database work is their requests' (see the idle-transaction test).
-    env = api_env(stack_env, api_migrated, api_namespace, GENVID_OUTBOX_ENABLED="false")
-    first = start_api_process(env, logs / "api-a.log")
-    try:
-        second = start_api_process(env, logs / "api-b.log")
-    except BaseException:
-        first.stop()
-        raise
-    yield first, second
-    second.stop()
-    first.stop()
+    return (
+        start_api("api-a", GENVID_OUTBOX_ENABLED="false"),
+        start_api("api-b", GENVID_OUTBOX_ENABLED="false"),
+    )
 
 
 @pytest.fixture
@@ -74,6 +56,12 @@ async def new_job(client: ApiClient, account: Account) -> str:
     return str(response.json()["id"])
 
 
+async def user_with_job(client: ApiClient) -> tuple[Account, str]:
+    """A new user and a new job of theirs."""
+    account = await client.register()
+    return account, await new_job(client, account)
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-job streams
 
@@ -82,8 +70,7 @@ async def test_late_client_sees_every_transition_in_order_then_the_stream_ends(
     clients: tuple[ApiClient, ApiClient], js: JetStreamContext
 ) -> None:
     a, _ = clients
-    account = await a.register()
-    job_id = await new_job(a, account)
+    account, job_id = await user_with_job(a)
     seqs = [
         await publish_transition(js, account.user_id, job_id, "QUEUED", 1),
         await publish_transition(js, account.user_id, job_id, "RUNNING", 2, attempts=1),
@@ -113,8 +100,7 @@ async def test_live_client_gets_events_as_they_happen(
     clients: tuple[ApiClient, ApiClient], js: JetStreamContext
 ) -> None:
     a, _ = clients
-    account = await a.register()
-    job_id = await new_job(a, account)
+    account, job_id = await user_with_job(a)
     async with sse(a.http, f"/generations/{job_id}/events", account.auth) as stream:
         await stream.wait_comments(1)  # connected, nothing to say yet
         await publish_transition(js, account.user_id, job_id, "QUEUED", 1)
@@ -134,8 +120,7 @@ async def test_last_event_id_resumes_without_missing_or_repeating(
     clients: tuple[ApiClient, ApiClient], js: JetStreamContext
 ) -> None:
     a, b = clients
-    account = await a.register()
-    job_id = await new_job(a, account)
+    account, job_id = await user_with_job(a)
     await publish_transition(js, account.user_id, job_id, "QUEUED", 1)
     await publish_transition(js, account.user_id, job_id, "RUNNING", 2, attempts=1)
     async with sse(a.http, f"/generations/{job_id}/events", account.auth) as stream:
@@ -169,13 +154,9 @@ async def test_finished_job_without_stream_events_gets_a_snapshot(
     """Events expire after seven days; the database still knows how the job ended."""
     a, _ = clients
     account = await a.register()
-    job_id = uuid.uuid4()
-    await db.execute(
-        "INSERT INTO video_generation_jobs (id, user_id, prompt, model, duration_seconds, "
-        "aspect_ratio, status, reason, resource_created, event_seq, finished_at) VALUES "
-        "($1, $2, 'old', 'veo-3.0-fast-generate-001', 4, '16:9', 'FAILED', 'ProviderError', "
-        "true, 3, $3)",
-        job_id, uuid.UUID(account.user_id), datetime(2026, 1, 1, tzinfo=UTC),
+    job_id = await insert_job(
+        db, account.user_id, prompt="old", status="FAILED", reason="ProviderError",
+        resource_created=True, event_seq=3, finished_at=datetime(2026, 1, 1, tzinfo=UTC),
     )  # fmt: skip
     async with sse(a.http, f"/generations/{job_id}/events", account.auth) as stream:
         events = await stream.events(5)
@@ -193,13 +174,9 @@ async def test_cancel_before_creation_publishes_nothing_itself(
     operator: publishing one itself (seq 1) would collide with the operator's own first one."""
     a, _ = clients
     account = await a.register()
-    job_id = uuid.uuid4()
-    await db.execute(
-        "INSERT INTO video_generation_jobs (id, user_id, prompt, model, duration_seconds, "
-        "aspect_ratio, created_at) VALUES ($1, $2, 'later', 'veo-3.0-fast-generate-001', 4, "
-        "'16:9', $3)",
-        job_id, uuid.UUID(account.user_id), datetime(2100, 1, 1, tzinfo=UTC),
-    )  # fmt: skip
+    job_id = await insert_job(
+        db, account.user_id, prompt="later", created_at=datetime(2100, 1, 1, tzinfo=UTC)
+    )
     async with sse(a.http, f"/generations/{job_id}/events", account.auth) as stream:
         await stream.wait_comments(1)
         response = await a.http.post(f"/generations/{job_id}/cancel", headers=account.auth)
@@ -212,7 +189,7 @@ async def test_cancel_before_creation_publishes_nothing_itself(
         assert stream._events == []
     row = await db.fetchrow(
         "SELECT status, event_seq, resource_created FROM video_generation_jobs WHERE id = $1",
-        job_id,
+        uuid.UUID(job_id),
     )
     assert row is not None and tuple(row) == ("QUEUED", 0, True)
 
@@ -267,8 +244,7 @@ async def test_consumers_go_away_with_their_connections(
 ) -> None:
     """Rounds of clients connect to both processes, per job and per user, and leave."""
     a, b = clients
-    account = await a.register()
-    job_id = await new_job(a, account)
+    account, job_id = await user_with_job(a)
     baseline = await consumer_count(js, account.user_id)
     per_round, rounds = 10, 3
     urls = [f"/generations/{job_id}/events", "/events"]
@@ -304,8 +280,7 @@ async def test_open_streams_hold_no_database_transaction(
     clients: tuple[ApiClient, ApiClient], db: asyncpg.Pool
 ) -> None:
     a, _ = clients
-    account = await a.register()
-    job_id = await new_job(a, account)
+    account, job_id = await user_with_job(a)
     async with (
         sse(a.http, "/events", account.auth) as first,
         sse(a.http, f"/generations/{job_id}/events", account.auth) as second,

@@ -9,7 +9,6 @@ The routes come from the app itself: a route missing from MATRIX (or PUBLIC) fai
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,12 +19,12 @@ import jwt
 import pytest
 from fastapi.routing import iter_route_contexts
 
-from api_helpers import JWT_SECRET, Account, ApiClient, Social
 from genvid_api.config import Settings
 from genvid_api.main import create_app
+from support.api import JWT_SECRET, Account, ApiClient, access_claims
+from support.social import Social
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 SECRET_MARK = f"SECRET-{uuid.uuid4().hex}"
 
@@ -213,15 +212,8 @@ async def victims(db: asyncpg.Pool, user_id: str) -> dict[str, list[tuple[Any, .
 
 
 def forged_tokens(victim: Account) -> dict[str, str | None]:
-    now = int(time.time())
-    claims = {
-        "iss": "genvid-api",
-        "sub": victim.user_id,
-        "type": "access",
-        "jti": str(uuid.uuid4()),
-        "iat": now,
-        "exp": now + 600,
-    }
+    claims = access_claims(victim.user_id, lifetime=600)
+    now = claims["iat"]
     return {
         "no token": None,
         "expired": jwt.encode({**claims, "iat": now - 1200, "exp": now - 600}, JWT_SECRET),

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,10 +17,10 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from api_helpers import REPO
+from support import REPO
+from support.database import scratch_database
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 SOCIAL_TABLES = {"videos", "follows", "likes", "comments"}
 HEAD = ScriptDirectory.from_config(Config(str(REPO / "api" / "alembic.ini"))).get_current_head()
@@ -41,19 +40,8 @@ def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture
 async def empty_database(stack_env: dict[str, str]) -> AsyncIterator[str]:
-    base = stack_env["DATABASE_URL"]
-    name = f"genvid_migrations_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield urllib.parse.urlunsplit(urllib.parse.urlsplit(base)._replace(path=f"/{name}"))
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(stack_env, "genvid_migrations") as url:
+        yield url
 
 
 async def schema(database_url: str) -> dict[str, Any]:
@@ -116,6 +104,17 @@ async def seed_0001(database_url: str) -> tuple[uuid.UUID, uuid.UUID]:
     return user_id, job_id
 
 
+async def liked_video(conn: asyncpg.Connection, user_id: uuid.UUID, job_id: uuid.UUID) -> Any:
+    """A video of the job, liked by its author (the like counter's trigger fires)."""
+    video_id = await conn.fetchval(
+        "INSERT INTO videos (id, generation_id, user_id, title) VALUES ($1, $2, $3, 't') "
+        "RETURNING id",
+        uuid.uuid4(), job_id, user_id,
+    )  # fmt: skip
+    await conn.execute("INSERT INTO likes (user_id, video_id) VALUES ($1, $2)", user_id, video_id)
+    return video_id
+
+
 async def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     empty_database: str,
 ) -> None:
@@ -163,14 +162,7 @@ async def test_upgrade_from_0001_keeps_data_and_the_round_trip_keeps_it_too(
 
     conn = await asyncpg.connect(empty_database)
     try:
-        video_id = await conn.fetchval(
-            "INSERT INTO videos (id, generation_id, user_id, title) VALUES ($1, $2, $3, 't') "
-            "RETURNING id",
-            uuid.uuid4(), job_id, user_id,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO likes (user_id, video_id) VALUES ($1, $2)", user_id, video_id
-        )
+        video_id = await liked_video(conn, user_id, job_id)
         await conn.execute(
             "INSERT INTO comments (id, video_id, author_id, body) VALUES ($1, $2, $3, 'hi')",
             uuid.uuid4(), video_id, user_id,
@@ -192,14 +184,7 @@ async def test_upgrade_from_0001_keeps_data_and_the_round_trip_keeps_it_too(
         assert await conn.fetchval("SELECT count(*) FROM users WHERE id = $1", user_id) == 1
         assert await conn.fetchval("SELECT status FROM video_generation_jobs") == "SUCCEEDED"
         assert await conn.fetchval("SELECT count(*) FROM videos") == 0
-        video_id = await conn.fetchval(
-            "INSERT INTO videos (id, generation_id, user_id, title) VALUES ($1, $2, $3, 't') "
-            "RETURNING id",
-            uuid.uuid4(), job_id, user_id,
-        )  # fmt: skip
-        await conn.execute(
-            "INSERT INTO likes (user_id, video_id) VALUES ($1, $2)", user_id, video_id
-        )
+        video_id = await liked_video(conn, user_id, job_id)
         assert await conn.fetchval("SELECT like_count FROM videos WHERE id = $1", video_id) == 1
     finally:
         await conn.close()

@@ -16,18 +16,13 @@ import asyncpg
 import pytest
 import sqlalchemy as sa
 
-from api_helpers import (
-    ApiClient,
-    Social,
-    in_process_api,
-    make_settings,
-    scratch_database,
-)
 from genvid_api.queries import videos
 from genvid_devstack import apps
+from support.api import ApiClient, in_process_api, make_settings
+from support.database import scratch_database
+from support.social import Social
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 
 @pytest.fixture(scope="module")

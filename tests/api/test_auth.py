@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import jwt
 import pytest
 
-from api_helpers import JWT_SECRET, ApiClient
+from support.api import JWT_SECRET, ApiClient, access_claims
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 
 def _user(prefix: str = "u") -> dict[str, str]:
@@ -147,15 +145,8 @@ def _forge(claims: dict[str, object], key: str, algorithm: str) -> str:
 
 async def test_missing_expired_forged_and_alg_none_tokens_are_401(api: ApiClient) -> None:
     account = await api.register()
-    now = int(time.time())
-    valid = {
-        "iss": "genvid-api",
-        "sub": account.user_id,
-        "type": "access",
-        "jti": str(uuid.uuid4()),
-        "iat": now,
-        "exp": now + 60,
-    }
+    valid = access_claims(account.user_id, lifetime=60)
+    now = valid["iat"]
     unsigned = jwt.encode(valid, None, algorithm="none")  # type: ignore[arg-type]
     cases = {
         "expired": _forge({**valid, "iat": now - 120, "exp": now - 60}, JWT_SECRET, "HS256"),

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from genvid_contracts.resource import DEFAULT_MODEL
+from support.kube import Kubectl
 
 pytestmark = pytest.mark.stack
-
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def video_generation(name: str, **spec: Any) -> dict[str, Any]:
@@ -59,27 +57,21 @@ def test_invalid_objects_are_rejected_with_the_apiservers_message(
     assert message in result.stderr
 
 
+def patch_status(
+    kubectl: Kubectl, name: str, status: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
+    """A merge patch of the status subresource, as the operator writes status."""
+    return kubectl(
+        "patch", "vg", name, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+
+
 def test_status_patch_with_unknown_phase_is_rejected(kubectl: Kubectl) -> None:
     apply(kubectl, video_generation("phases"))
-    ok = kubectl(
-        "patch",
-        "vg",
-        "phases",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"phase": "RUNNING", "attempts": 1}}),
-    )
+    ok = patch_status(kubectl, "phases", {"phase": "RUNNING", "attempts": 1})
     assert ok.returncode == 0, ok.stderr
-    bad = kubectl(
-        "patch",
-        "vg",
-        "phases",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": {"phase": "Exploded"}}),
-    )
+    bad = patch_status(kubectl, "phases", {"phase": "Exploded"})
     assert bad.returncode != 0
     assert 'status.phase: Unsupported value: "Exploded"' in bad.stderr
     phase = kubectl("get", "vg", "phases", "-o", "jsonpath={.status.phase}", check=True).stdout

@@ -22,47 +22,32 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage  # type: ignore[import-untyped]
 from nats.js import JetStreamContext
 
-from api_helpers import ApiClient, eventually, in_process_api, kubectl, make_settings
 from genvid_api.config import Settings
 from genvid_api.models import Generation as VideoGenerationJob
 from genvid_api.queries import generations as jobs
 from genvid_contracts.events import STREAM_NAME, job_subject
+from support.api import ApiClient, in_process_api, make_settings
+from support.jobs import insert_job
+from support.kube import kubectl
+from support.polling import eventually
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 
 def get_resource(stack_env: dict[str, str], namespace: str, name: str) -> dict[str, Any] | None:
-    out = kubectl(stack_env, "get", "vg", "-n", namespace, name, "-o", "json", "--ignore-not-found")
+    out = kubectl(
+        stack_env["KUBECONFIG"], "get", "vg", "-n", namespace, name, "-o", "json",
+        "--ignore-not-found",
+    ).stdout  # fmt: skip
     return json.loads(out) if out.strip() else None
 
 
 def owned_resources(stack_env: dict[str, str], namespace: str, user_id: str) -> list[str]:
     out = kubectl(
-        stack_env, "get", "vg", "-n", namespace, "-l", f"genvid.io/owner={user_id}", "-o",
-        "jsonpath={.items[*].metadata.name}",
-    )  # fmt: skip
+        stack_env["KUBECONFIG"], "get", "vg", "-n", namespace, "-l", f"genvid.io/owner={user_id}",
+        "-o", "jsonpath={.items[*].metadata.name}",
+    ).stdout  # fmt: skip
     return out.split()
-
-
-async def insert_job(db: asyncpg.Pool, user_id: str, **values: Any) -> str:
-    """A row as POST /generate inserts it, written directly (as if the api died right after)."""
-    row = {
-        "id": uuid.uuid4(),
-        "user_id": uuid.UUID(user_id),
-        "prompt": "a lighthouse at dusk",
-        "model": "veo-3.0-fast-generate-001",
-        "duration_seconds": 4,
-        "aspect_ratio": "16:9",
-        "status": "QUEUED",
-        **values,
-    }
-    columns = ", ".join(row)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-    await db.execute(
-        f"INSERT INTO video_generation_jobs ({columns}) VALUES ({placeholders})", *row.values()
-    )
-    return str(row["id"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -447,6 +432,15 @@ async def store_resource(api: ApiClient, db: asyncpg.Pool, job_id: str) -> None:
     assert await api.app.state.ctx.kube.create(job) is True
 
 
+async def job_with_a_lost_create(api: ApiClient, db: asyncpg.Pool) -> str:
+    """A new user's queued row, not due for the outbox yet, whose resource a lost create
+    stored."""
+    account = await api.register()
+    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
+    await store_resource(api, db, job_id)
+    return job_id
+
+
 async def test_cancel_before_the_resource_exists_creates_it_canceled(
     api: ApiClient, stack_env: dict[str, str], api_settings: Settings, db: asyncpg.Pool
 ) -> None:
@@ -500,9 +494,7 @@ async def test_cancel_after_a_create_that_failed_but_was_stored_cancels_the_reso
 async def test_outbox_flags_an_unflagged_row_the_operator_already_runs(
     api: ApiClient, api_settings: Settings, db: asyncpg.Pool
 ) -> None:
-    account = await api.register()
-    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
-    await store_resource(api, db, job_id)
+    job_id = await job_with_a_lost_create(api, db)
     await db.execute(
         "UPDATE video_generation_jobs SET status = 'RUNNING', event_seq = 2, "
         "created_at = now() - interval '1 minute' WHERE id = $1",
@@ -521,9 +513,7 @@ async def test_outbox_cancels_a_stored_resource_of_a_canceled_unflagged_row(
 ) -> None:
     """The same race, with the cancel's own create lost too: the outbox finds the row
     (cancel_requested, resource_created=false), gets 409 and sets spec.cancel on it."""
-    account = await api.register()
-    job_id = await insert_job(db, account.user_id, created_at=datetime(2100, 1, 1, tzinfo=UTC))
-    await store_resource(api, db, job_id)
+    job_id = await job_with_a_lost_create(api, db)
     await db.execute(
         "UPDATE video_generation_jobs SET cancel_requested = true, "
         "created_at = now() - interval '1 minute', updated_at = now() WHERE id = $1",
@@ -660,9 +650,9 @@ async def test_the_operator_cancels_a_job_canceled_before_its_resource_existed(
     resource = get_resource(stack_env, stack_env["GENVID_NAMESPACE"], job_id)
     assert resource is not None and resource["status"]["phase"] == "CANCELED"
     jobs_made = kubectl(
-        stack_env, "get", "jobs", "-n", stack_env["GENVID_NAMESPACE"],
+        stack_env["KUBECONFIG"], "get", "jobs", "-n", stack_env["GENVID_NAMESPACE"],
         "-l", f"genvid.io/generation={job_id}", "-o", "name",
-    )  # fmt: skip
+    ).stdout  # fmt: skip
     assert jobs_made.strip() == ""
     last = await js.get_last_msg(STREAM_NAME, job_subject(account.user_id, job_id))
     event = json.loads(last.data or b"")

@@ -14,18 +14,15 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import av
 import pytest
-from google.auth.credentials import AnonymousCredentials
-from google.cloud import storage  # type: ignore[import-untyped]
 from PIL import Image
 
-from genvid_devstack.veo import FakeVeo, start_fake_veo
+from genvid_devstack.veo import FakeVeo
 
 pytestmark = pytest.mark.stack
 
@@ -44,27 +41,6 @@ class Run:
     code: int
     result: dict[str, Any]
     stdout: str
-
-
-@pytest.fixture(scope="module")
-def fake_veo(
-    stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[FakeVeo]:
-    fake = start_fake_veo(tmp_path_factory.mktemp("fake-veo"), stack_env["STORAGE_EMULATOR_HOST"])
-    try:
-        yield fake
-    finally:
-        fake.stop()
-
-
-@pytest.fixture(scope="module")
-def bucket(stack_env: dict[str, str]) -> Any:
-    client = storage.Client(
-        project="genvid-local",
-        credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
-        client_options={"api_endpoint": stack_env["STORAGE_EMULATOR_HOST"]},
-    )
-    return client.bucket(stack_env["GENVID_BUCKET"])
 
 
 def worker_env(stack_env: dict[str, str], **extra: str) -> dict[str, str]:
@@ -363,24 +339,25 @@ def test_a_safety_filtered_video_is_a_permanent_failure_that_costs_nothing(
     assert not [b.name for b in bucket.list_blobs(prefix=f"previews/{job_id}/preview_")]
 
 
-def test_a_veo_outage_is_retryable(
-    stack_env: dict[str, str], fake_veo: FakeVeo, tmp_path: Path
+@pytest.mark.parametrize(
+    ("status", "code", "reason", "retryable"),
+    [(500, 75, "ProviderUnavailable", True), (400, 3, "InvalidRequest", False)],
+    ids=["a-veo-outage-is-retryable", "a-request-veo-rejects-is-permanent"],
+)
+def test_veo_refusing_the_request(
+    stack_env: dict[str, str],
+    fake_veo: FakeVeo,
+    tmp_path: Path,
+    status: int,
+    code: int,
+    reason: str,
+    retryable: bool,
 ) -> None:
-    job_id, token = unique("outage")
-    fake_veo.add_scenario(token, reject_first=1, reject_status=500)
+    job_id, token = unique(f"refused{status}")
+    fake_veo.add_scenario(token, reject_first=1, reject_status=status)
     run = run_worker(veo_env(stack_env, fake_veo), tmp_path, *veo_args(job_id, token))
-    assert run.code == 75, run.stdout
-    assert (run.result["reason"], run.result["retryable"]) == ("ProviderUnavailable", True)
-
-
-def test_a_request_veo_rejects_is_permanent(
-    stack_env: dict[str, str], fake_veo: FakeVeo, tmp_path: Path
-) -> None:
-    job_id, token = unique("invalid")
-    fake_veo.add_scenario(token, reject_first=1, reject_status=400)
-    run = run_worker(veo_env(stack_env, fake_veo), tmp_path, *veo_args(job_id, token))
-    assert run.code == 3, run.stdout
-    assert (run.result["reason"], run.result["retryable"]) == ("InvalidRequest", False)
+    assert run.code == code, run.stdout
+    assert (run.result["reason"], run.result["retryable"]) == (reason, retryable)
 
 
 def test_an_operation_that_fails_transiently_is_forgotten_so_the_retry_starts_afresh(

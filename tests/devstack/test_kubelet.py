@@ -6,67 +6,23 @@ polls with deadlines: the control plane's controllers act on their own schedule.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from kubernetes_asyncio import client, config
+from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from support.polling import eventually
+from support.processes import pid_alive
 
 pytestmark = pytest.mark.stack
 
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def api(stack_env: dict[str, str]) -> AsyncIterator[client.ApiClient]:
-    configuration = client.Configuration()
-    await config.load_kube_config(
-        config_file=stack_env["KUBECONFIG"], client_configuration=configuration
-    )
-    async with client.ApiClient(configuration) as api_client:
-        yield api_client
-
-
-@pytest.fixture
-async def namespace(namespace: str, api: client.ApiClient) -> str:
-    """The shared per-test namespace, once the default ServiceAccount that pods need exists."""
-    core = client.CoreV1Api(api)
-    await eventually(lambda: _default_service_account(core, namespace), what="ServiceAccount")
-    return namespace
-
-
-async def _default_service_account(core: client.CoreV1Api, namespace: str) -> bool | None:
-    try:
-        await core.read_namespaced_service_account("default", namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return True
-
-
-async def eventually(
-    check: Callable[[], Awaitable[T | None]], *, what: str, within: float = 60
-) -> T:
-    """Poll `check` until it returns something other than None (or False)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        result = await check()
-        if result is not None and result is not False:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what}: not within {within:.0f}s")
-        await asyncio.sleep(0.2)
 
 
 def python(code: str) -> list[str]:
@@ -112,6 +68,15 @@ def job_condition(job: Any, kind: str) -> Any:
     return None
 
 
+async def run_job(
+    api: client.ApiClient, namespace: str, manifest: Obj
+) -> tuple[client.BatchV1Api, client.CoreV1Api]:
+    """Create the Job; the batch and core clients to follow it with."""
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    await batch.create_namespaced_job(namespace, manifest)
+    return batch, core
+
+
 async def job_pods(core: client.CoreV1Api, namespace: str, job_name: str) -> list[Any]:
     pods = await core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
     return list(pods.items)
@@ -122,34 +87,23 @@ async def finished(core: client.CoreV1Api, namespace: str, name: str) -> Any:
     return found if found.status.phase in ("Succeeded", "Failed") else None
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    with contextlib.suppress(FileNotFoundError):
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    return False
-
-
 # -- the cases ------------------------------------------------------------------------------
 
 
 async def test_job_completes_with_its_termination_message_and_logs(
     api: client.ApiClient, namespace: str
 ) -> None:
-    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     message = {"video": "preview-1", "frames": 96}
     code = (
         "import json; print('rendering preview', flush=True); "
         f"open('/dev/termination-log', 'w').write(json.dumps({message!r}))"
     )
-    await batch.create_namespaced_job(namespace, job("render", {"command": python(code)}))
+    batch, core = await run_job(api, namespace, job("render", {"command": python(code)}))
 
     async def complete() -> Any:
         return job_condition(await batch.read_namespaced_job("render", namespace), "Complete")
 
-    await eventually(complete, what="Job Complete")
+    await eventually(complete, what="Job Complete", seconds=60)
     (finished_pod,) = await job_pods(core, namespace, "render")
     status = finished_pod.status.container_statuses[0]
     assert json.loads(status.state.terminated.message) == message
@@ -165,14 +119,14 @@ async def test_job_completes_with_its_termination_message_and_logs(
 async def test_failing_job_is_retried_up_to_its_backoff_limit(
     api: client.ApiClient, namespace: str
 ) -> None:
-    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
-    manifest = job("fail", {"command": python("import sys; sys.exit(3)")}, backoff_limit=2)
-    await batch.create_namespaced_job(namespace, manifest)
+    batch, core = await run_job(
+        api, namespace, job("fail", {"command": python("import sys; sys.exit(3)")}, backoff_limit=2)
+    )
 
     async def failed() -> Any:
         return job_condition(await batch.read_namespaced_job("fail", namespace), "Failed")
 
-    condition = await eventually(failed, what="Job Failed", within=120)
+    condition = await eventually(failed, what="Job Failed", seconds=120)
     assert condition.reason == "BackoffLimitExceeded"
     pods = await job_pods(core, namespace, "fail")
     assert len(pods) == 3
@@ -185,9 +139,8 @@ async def test_failing_job_is_retried_up_to_its_backoff_limit(
 async def test_deleting_a_running_pod_kills_its_process_and_removes_it(
     api: client.ApiClient, namespace: str
 ) -> None:
-    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     sleeper = job("sleep", {"command": python("import time; time.sleep(600)")}, backoff_limit=1)
-    await batch.create_namespaced_job(namespace, sleeper)
+    _, core = await run_job(api, namespace, sleeper)
 
     async def running() -> Any:
         for found in await job_pods(core, namespace, "sleep"):
@@ -196,7 +149,7 @@ async def test_deleting_a_running_pod_kills_its_process_and_removes_it(
                 return found
         return None
 
-    target = await eventually(running, what="pod running")
+    target = await eventually(running, what="pod running", seconds=60)
     pid = int(target.status.container_statuses[0].container_id.removeprefix("process://"))
     assert pid_alive(pid)
 
@@ -212,8 +165,8 @@ async def test_deleting_a_running_pod_kills_its_process_and_removes_it(
             return bool(error.status == 404)
         return bool(found.metadata.uid != target.metadata.uid)
 
-    await eventually(process_gone, what="process killed", within=30)
-    await eventually(pod_gone, what="pod deleted", within=30)
+    await eventually(process_gone, what="process killed", seconds=30)
+    await eventually(pod_gone, what="pod deleted", seconds=30)
 
 
 async def test_env_from_secret_and_config_map_and_working_dir_reach_the_process(
@@ -258,7 +211,9 @@ async def test_env_from_secret_and_config_map_and_working_dir_reach_the_process(
     manifest["metadata"]["labels"] = {"app": "genvid"}
     await core.create_namespaced_pod(namespace, manifest)
 
-    done = await eventually(lambda: finished(core, namespace, "env"), what="pod finished")
+    done = await eventually(
+        lambda: finished(core, namespace, "env"), what="pod finished", seconds=60
+    )
     assert done.status.phase == "Succeeded", done.status
     seen = json.loads(done.status.container_statuses[0].state.terminated.message)
     assert seen["cwd"] == str(tmp_path)
@@ -280,7 +235,9 @@ async def test_container_without_command_fails_clearly(
     core = client.CoreV1Api(api)
     await core.create_namespaced_pod(namespace, pod("nocmd", {}))
 
-    done = await eventually(lambda: finished(core, namespace, "nocmd"), what="pod finished")
+    done = await eventually(
+        lambda: finished(core, namespace, "nocmd"), what="pod finished", seconds=60
+    )
     assert done.status.phase == "Failed"
     terminated = done.status.container_statuses[0].state.terminated
     assert terminated.reason == "StartError"
@@ -300,7 +257,9 @@ async def test_on_failure_restarts_in_place_until_success(
     )
     await core.create_namespaced_pod(namespace, manifest)
 
-    done = await eventually(lambda: finished(core, namespace, "flaky"), what="pod finished")
+    done = await eventually(
+        lambda: finished(core, namespace, "flaky"), what="pod finished", seconds=60
+    )
     assert done.status.phase == "Succeeded"
     status = done.status.container_statuses[0]
     assert status.restart_count == 1
@@ -314,6 +273,8 @@ async def test_active_deadline_fails_the_pod(api: client.ApiClient, namespace: s
     )
     await core.create_namespaced_pod(namespace, manifest)
 
-    done = await eventually(lambda: finished(core, namespace, "late"), what="pod finished")
+    done = await eventually(
+        lambda: finished(core, namespace, "late"), what="pod finished", seconds=60
+    )
     assert (done.status.phase, done.status.reason) == ("Failed", "DeadlineExceeded")
     assert done.status.container_statuses[0].state.terminated is not None

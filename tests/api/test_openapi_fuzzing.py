@@ -10,8 +10,7 @@ and every response must match what the document says (status code, content type,
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
@@ -28,12 +27,13 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api_helpers import ApiClient, Social, api_env, start_api_process
 from genvid_api.config import Settings
 from genvid_api.main import create_app
+from support.api import ApiClient
+from support.api_process import ApiProcess
+from support.social import Social
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 # Per operation and generation mode; GENVID_FUZZ_EXAMPLES=500 for a long run.
 EXAMPLES = int(os.environ.get("GENVID_FUZZ_EXAMPLES", "12"))
@@ -62,19 +62,13 @@ def operations() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(
-    stack_env: dict[str, str],
-    api_migrated: str,
-    api_namespace: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[str]:
-    log = Path(tmp_path_factory.mktemp("fuzz")) / "api.log"
-    process = start_api_process(api_env(stack_env, api_migrated, api_namespace), log)
+def server(start_api: Callable[..., ApiProcess]) -> Iterator[str]:
+    process = start_api("fuzz")
     try:
         yield process.url
     finally:
         process.stop()
-        assert "Traceback" not in log.read_text(errors="replace"), process.log_tail()
+        assert "Traceback" not in process.log.read_text(errors="replace"), process.log_tail()
 
 
 @pytest.fixture(scope="module")
