@@ -56,7 +56,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from genvid_devstack.process import Process, free_port, http_ok, local_http, spawn, wait_until
+from genvid_devstack.process import (
+    Process,
+    free_port,
+    http_ok,
+    local_http,
+    spawn,
+    stop_on_failure,
+    wait_until,
+)
 
 SDK_PROTOCOL = "google-genai 3.4.0 (Vertex AI mode)"
 HOST = "127.0.0.1"
@@ -439,16 +447,12 @@ def start_fake_veo(
         argv += ["--storage-emulator-host", storage_emulator_host]
     process = spawn("fake-veo", argv, log_dir=log_dir, env=os.environ)
     base_url = f"http://{HOST}:{port}"
-    try:
+    with stop_on_failure(process):
         wait_until(
             lambda: http_ok(f"{base_url}/_control/health"),
-            what="fake-veo",
             timeout=_STARTUP_TIMEOUT,
             process=process,
         )
-    except BaseException:
-        process.stop()
-        raise
     return FakeVeo(base_url=base_url, process=process)
 
 
