@@ -83,7 +83,6 @@ class _Postmaster(Process):
 class Postgres:
     url: str
     process: Process
-    data_dir: Path
 
 
 def start_postgres(state_dir: Path, log_dir: Path) -> Postgres:
@@ -135,7 +134,6 @@ def start_postgres(state_dir: Path, log_dir: Path) -> Postgres:
     return Postgres(
         url=f"postgresql://{USER}:{PASSWORD}@{HOST}:{port}/{DATABASE}",
         process=process,
-        data_dir=data_dir,
     )
 
 

@@ -125,7 +125,6 @@ class Scenario(BaseModel):
 
 @dataclass
 class Operation:
-    name: str
     op_id: str
     prompt: str
     model_path: str
@@ -133,6 +132,11 @@ class Operation:
     behaviour: Behaviour
     polls: int = 0
     video: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The operation's resource name, as Vertex AI gives it: under the model's path."""
+        return f"{self.model_path}/operations/{self.op_id}"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -317,17 +321,15 @@ async def predict(state: FakeVeoState, model_path: str, body: Any) -> JSONRespon
     if parameters.get("storageUri") and not state.storage_emulator_host:
         return google_error(400, "storageUri needs the fake to know the storage emulator.")
     counts.operations_started += 1
-    op_id = uuid.uuid4().hex
-    name = f"{model_path}/operations/{op_id}"
-    state.operations[name] = Operation(
-        name=name,
-        op_id=op_id,
+    operation = Operation(
+        op_id=uuid.uuid4().hex,
         prompt=prompt,
         model_path=model_path,
         parameters=parameters,
         behaviour=behaviour,
     )
-    return JSONResponse({"name": name})
+    state.operations[operation.name] = operation
+    return JSONResponse({"name": operation.name})
 
 
 async def fetch(state: FakeVeoState, model_path: str, body: Any) -> JSONResponse:
