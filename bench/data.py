@@ -30,6 +30,15 @@ Columns = dict[str, Sequence[Any]]
 
 
 @dataclass
+class Links:
+    """A table that links two others: row i joins index a[i] to index b[i], made at created[i]."""
+
+    a: IntArray
+    b: IntArray
+    created: FloatArray
+
+
+@dataclass
 class Dataset:
     now: float
     user_ids: list[uuid.UUID]
@@ -38,12 +47,8 @@ class Dataset:
     job_ids: list[uuid.UUID]
     video_owner: IntArray
     video_published: FloatArray
-    follow_a: IntArray
-    follow_b: IntArray
-    follow_created: FloatArray
-    like_user: IntArray
-    like_video: IntArray
-    like_created: FloatArray
+    follows: Links  # follower -> followee, both users
+    likes: Links  # user -> video
     comment_video: IntArray
     comment_author: IntArray
     comment_created: FloatArray
@@ -154,12 +159,8 @@ def generate(sizes: Sizes, seed: int) -> Dataset:
         job_ids=job_ids,
         video_owner=video_owner,
         video_published=video_published,
-        follow_a=follow_a,
-        follow_b=follow_b,
-        follow_created=follow_created,
-        like_user=like_user,
-        like_video=like_video,
-        like_created=like_created,
+        follows=Links(follow_a, follow_b, follow_created),
+        likes=Links(like_user, like_video, like_created),
         comment_video=comment_video,
         comment_author=comment_author,
         comment_created=comment_created,
@@ -187,11 +188,18 @@ def _pick(items: Sequence[uuid.UUID], index: IntArray) -> list[uuid.UUID]:
     return [items[i] for i in index.tolist()]
 
 
-def _links(created: FloatArray, **ends: tuple[Sequence[uuid.UUID], IntArray]) -> Columns:
-    """A link table's rows in creation order: each end's ids picked by index, then created_at."""
-    order = np.argsort(created, kind="stable")
-    columns: Columns = {name: _pick(ids, index[order]) for name, (ids, index) in ends.items()}
-    return {**columns, "created_at": _times(created[order])}
+def _links(
+    links: Links, a: tuple[str, Sequence[uuid.UUID]], b: tuple[str, Sequence[uuid.UUID]]
+) -> Columns:
+    """A link table's rows in creation order: the column of each end (its name, and the ids
+    its indices pick from), then created_at."""
+    order = np.argsort(links.created, kind="stable")
+    (a_name, a_ids), (b_name, b_ids) = a, b
+    return {
+        a_name: _pick(a_ids, links.a[order]),
+        b_name: _pick(b_ids, links.b[order]),
+        "created_at": _times(links.created[order]),
+    }
 
 
 def table_columns(data: Dataset, password_hash: str, seed: int) -> Iterator[tuple[str, Columns]]:
@@ -264,20 +272,9 @@ def table_columns(data: Dataset, password_hash: str, seed: int) -> Iterator[tupl
     )
     yield (
         "follows",
-        _links(
-            data.follow_created,
-            follower_id=(data.user_ids, data.follow_a),
-            followee_id=(data.user_ids, data.follow_b),
-        ),
+        _links(data.follows, ("follower_id", data.user_ids), ("followee_id", data.user_ids)),
     )
-    yield (
-        "likes",
-        _links(
-            data.like_created,
-            user_id=(data.user_ids, data.like_user),
-            video_id=(data.video_ids, data.like_video),
-        ),
-    )
+    yield "likes", _links(data.likes, ("user_id", data.user_ids), ("video_id", data.video_ids))
     order = np.argsort(data.comment_created, kind="stable")
     n_comments = len(order)
     yield (

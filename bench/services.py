@@ -119,9 +119,7 @@ class Services:
             cwd=REPO,
         )
         self.api_url = f"http://127.0.0.1:{port}"
-        wait_until(
-            lambda: http_ok(f"{self.api_url}/healthz"), what="api", timeout=90, process=self.api
-        )
+        wait_until(lambda: http_ok(f"{self.api_url}/healthz"), timeout=90, process=self.api)
 
     def stop(self) -> None:
         for process in (

@@ -419,30 +419,12 @@ class GenerationPublic(BaseModel):
         poster_url: str | None = None,
         urls_expire_at: datetime | None = None,
     ) -> GenerationPublic:
-        return cls(
-            id=generation.id,
-            status=GenerationStatus(generation.status),
-            prompt=generation.prompt,
-            model=generation.model,
-            duration_seconds=generation.duration_seconds,
-            aspect_ratio=generation.aspect_ratio,
-            negative_prompt=generation.negative_prompt,
-            seed=generation.seed,
-            reason=generation.reason,
-            message=generation.message,
-            attempts=generation.attempts,
-            cancel_requested=generation.cancel_requested,
-            cost_usd=None if generation.cost_usd is None else str(generation.cost_usd),
-            size_bytes=generation.size_bytes,
-            video_duration_seconds=generation.video_duration_seconds,
-            created_at=generation.created_at,
-            updated_at=generation.updated_at,
-            started_at=generation.started_at,
-            finished_at=generation.finished_at,
-            video_url=video_url,
-            poster_url=poster_url,
-            urls_expire_at=urls_expire_at,
-        )
+        """The row's fields as they are, but the cost (a decimal string, never a float); the URLs
+        are signed by the caller."""
+        urls = {"video_url": video_url, "poster_url": poster_url, "urls_expire_at": urls_expire_at}
+        row = {name: getattr(generation, name) for name in cls.model_fields.keys() - urls.keys()}
+        cost = generation.cost_usd
+        return cls(**{**row, **urls, "cost_usd": None if cost is None else str(cost)})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -474,7 +456,10 @@ class Author(BaseModel):
     username: str
 
 
-class VideoPublic(BaseModel):
+class VideoBase(BaseModel):
+    """A published video as anyone signed in sees it: one field list for the answer
+    (`VideoPublic`) and for the listing query's row it is made from."""
+
     id: uuid.UUID
     author: Author
     title: str
@@ -485,6 +470,9 @@ class VideoPublic(BaseModel):
     liked_by_me: bool
     aspect_ratio: str
     duration_seconds: int
+
+
+class VideoPublic(VideoBase):
     generation_id: uuid.UUID | None = pydantic.Field(
         default=None, description="The published generation; only its owner sees it."
     )

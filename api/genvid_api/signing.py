@@ -100,14 +100,27 @@ class UrlSigner(Protocol):
 
 
 class _CachedSigner(ABC):
-    """Both signers: URLs from the cache when they are fresh enough, the rest signed at once."""
+    """Both signers: URLs from the cache when they are fresh enough, the rest signed at once,
+    each by the storage client with the arguments of the signer's mode."""
 
-    def __init__(self, ttl: timedelta) -> None:
+    def __init__(self, ttl: timedelta, client: storage.Client) -> None:
         self._ttl = ttl
         self._cache = UrlCache(ttl)
+        self._client = client
 
     @abstractmethod
     async def _sign_uncached(self, objects: list[tuple[str, str]]) -> list[SignedUrl]: ...
+
+    @abstractmethod
+    def _signing_options(self) -> dict[str, Any]:
+        """What signs: `generate_signed_url`'s arguments that differ between the two modes."""
+
+    def _sign_blocking(self, bucket: str, object_name: str) -> SignedUrl:
+        options = self._signing_options()
+        expires_at = datetime.now(UTC) + self._ttl
+        blob = self._client.bucket(bucket).blob(object_name)
+        url = blob.generate_signed_url(version="v4", expiration=self._ttl, method="GET", **options)
+        return SignedUrl(url=url, expires_at=expires_at)
 
     async def sign(self, bucket: str, object_name: str) -> SignedUrl:
         return (await self.sign_many([(bucket, object_name)]))[0]
@@ -141,14 +154,14 @@ class LocalSigner(_CachedSigner):
     """Signs with a key generated in memory; URLs point at `endpoint` (the emulator)."""
 
     def __init__(self, endpoint: str, ttl: timedelta) -> None:
-        super().__init__(ttl)
-        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._credentials = _credentials_for(self._key)
-        self._client = storage.Client(
+        client = storage.Client(
             project="genvid-local",
             credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
             client_options={"api_endpoint": endpoint},
         )
+        super().__init__(ttl, client)
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._credentials = _credentials_for(self._key)
         self._endpoint = endpoint.rstrip("/")
 
     @property
@@ -156,17 +169,8 @@ class LocalSigner(_CachedSigner):
         """What a verifier (Cloud Storage, or a test) checks the signatures with."""
         return self._key.public_key()
 
-    def _sign_blocking(self, bucket: str, object_name: str) -> SignedUrl:
-        expires_at = datetime.now(UTC) + self._ttl
-        blob = self._client.bucket(bucket).blob(object_name)
-        url = blob.generate_signed_url(
-            version="v4",
-            expiration=self._ttl,
-            method="GET",
-            credentials=self._credentials,
-            api_access_endpoint=self._endpoint,
-        )
-        return SignedUrl(url=url, expires_at=expires_at)
+    def _signing_options(self) -> dict[str, Any]:
+        return {"credentials": self._credentials, "api_access_endpoint": self._endpoint}
 
     def _sign_all(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
         return [self._sign_blocking(bucket, name) for bucket, name in objects]
@@ -182,10 +186,9 @@ class IamSigner(_CachedSigner):
     """Signs through IAM signBlob with the workload's own (or a configured) service account."""
 
     def __init__(self, ttl: timedelta, service_account_email: str | None) -> None:
-        super().__init__(ttl)
         credentials, project = google.auth.default(scopes=_SCOPES)
+        super().__init__(ttl, storage.Client(project=project, credentials=credentials))
         self._credentials: google.auth.credentials.Credentials = credentials
-        self._client = storage.Client(project=project, credentials=credentials)
         self._email = service_account_email
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(IAM_CONCURRENCY)
@@ -199,18 +202,9 @@ class IamSigner(_CachedSigner):
                 raise RuntimeError("set GENVID_SIGNING_SERVICE_ACCOUNT: credentials name none")
             return str(self._credentials.token), str(email)
 
-    def _sign_blocking(self, bucket: str, object_name: str) -> SignedUrl:
+    def _signing_options(self) -> dict[str, Any]:
         token, email = self._token_and_email()
-        expires_at = datetime.now(UTC) + self._ttl
-        blob = self._client.bucket(bucket).blob(object_name)
-        url = blob.generate_signed_url(
-            version="v4",
-            expiration=self._ttl,
-            method="GET",
-            service_account_email=email,
-            access_token=token,
-        )
-        return SignedUrl(url=url, expires_at=expires_at)
+        return {"service_account_email": email, "access_token": token}
 
     async def _sign_uncached(self, objects: list[tuple[str, str]]) -> list[SignedUrl]:
         """signBlob has no batch form: one HTTP call per URL, made concurrently (at most

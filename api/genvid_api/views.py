@@ -13,7 +13,7 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genvid_api.context import AppContext
-from genvid_api.models import Author, Generation, GenerationPublic, Page, VideoPublic
+from genvid_api.models import Generation, GenerationPublic, Page, VideoBase, VideoPublic
 from genvid_api.queries.videos import FeedRow
 from genvid_contracts.status import GenerationStatus
 
@@ -115,17 +115,8 @@ async def present_videos(
     urls = await _sign(ctx, objects)
     return [
         VideoPublic(
-            id=row.id,
-            author=Author(id=row.user_id, username=row.username),
-            title=row.title,
-            description=row.description,
-            published_at=row.published_at,
-            like_count=row.like_count,
-            comment_count=row.comment_count,
-            liked_by_me=row.liked_by_me,
-            aspect_ratio=row.aspect_ratio,
-            duration_seconds=row.duration_seconds,
-            generation_id=row.generation_id if row.user_id == viewer_id else None,
+            **{name: getattr(row, name) for name in VideoBase.model_fields},
+            generation_id=row.generation_id if row.author.id == viewer_id else None,
             video_url=url.video_url,
             poster_url=url.poster_url,
             urls_expire_at=url.urls_expire_at,

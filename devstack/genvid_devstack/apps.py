@@ -95,7 +95,7 @@ def start_operator(state: State, env: Mapping[str, str], namespace: str) -> Proc
             "GENVID_METRICS_PORT": str(metrics_port),
         },
     )
-    wait_until(lambda: http_ok(liveness), what="operator", timeout=60, process=process)
+    wait_until(lambda: http_ok(liveness), timeout=60, process=process)
     return process
 
 
@@ -142,7 +142,5 @@ def start_api(state: State, env: Mapping[str, str], namespace: str, port: int) -
             "GENVID_JWT_SECRET": jwt_secret(state),
         },
     )
-    wait_until(
-        lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), what="api", timeout=60, process=process
-    )
+    wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, process=process)
     return process

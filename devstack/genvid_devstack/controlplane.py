@@ -141,7 +141,6 @@ def _start_etcd(state: State, binaries: Binaries, pki: Pki) -> Process:
     )
     wait_until(
         lambda: _etcd_healthy(f"{client_url}/health", pki),
-        what="etcd",
         timeout=30,
         process=process,
     )
@@ -203,7 +202,6 @@ def _start_apiserver(
     )
     wait_until(
         lambda: _https_ok(f"{server}/readyz", pki, pki.admin),
-        what="kube-apiserver",
         timeout=60,
         process=process,
     )
@@ -237,7 +235,6 @@ def _start_controller_manager(state: State, binaries: Binaries, pki: Pki) -> Pro
     )
     wait_until(
         lambda: _insecure_ok(f"https://127.0.0.1:{port}/healthz"),
-        what="kube-controller-manager",
         timeout=60,
         process=process,
     )

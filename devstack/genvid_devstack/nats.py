@@ -25,7 +25,14 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from genvid_devstack.process import Process, StartupError, http_ok, spawn, wait_until
+from genvid_devstack.process import (
+    Process,
+    StartupError,
+    http_ok,
+    spawn,
+    stop_on_failure,
+    wait_until,
+)
 from genvid_devstack.state import State
 
 HOST = "127.0.0.1"
@@ -53,17 +60,13 @@ def start_nats(state_dir: Path, log_dir: Path) -> Nats:
     config.write_text(_config(port, monitor_port, home, pid_file))
     process = spawn("nats", [_binary(), "-c", config], log_dir=log_dir, cwd=home)
     monitor_url = f"http://{HOST}:{monitor_port}"
-    try:
+    with stop_on_failure(process):
         wait_until(
             lambda: _greets(port) and http_ok(f"{monitor_url}/healthz"),
-            what="nats",
             timeout=_STARTUP_TIMEOUT,
             process=process,
             interval=0.02,
         )
-    except BaseException:
-        process.stop()
-        raise
     return Nats(url=f"nats://{HOST}:{port}", monitor_url=monitor_url, process=process)
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from genvid_devstack.process import Process, RunAs, StartupError, spawn, wait_until
+from genvid_devstack.process import Process, RunAs, StartupError, spawn, stop_on_failure, wait_until
 from genvid_devstack.state import State
 
 USER = "genvid"
@@ -83,7 +83,6 @@ class _Postmaster(Process):
 class Postgres:
     url: str
     process: Process
-    data_dir: Path
 
 
 def start_postgres(state_dir: Path, log_dir: Path) -> Postgres:
@@ -129,16 +128,12 @@ def start_postgres(state_dir: Path, log_dir: Path) -> Postgres:
         run_as=run_as,
     )
     process = _Postmaster(name=spawned.name, popen=spawned.popen, log_path=spawned.log_path)
-    try:
+    with stop_on_failure(process):
         _wait_ready(process, port)
         _ensure_database(port)
-    except BaseException:
-        process.stop()
-        raise
     return Postgres(
         url=f"postgresql://{USER}:{PASSWORD}@{HOST}:{port}/{DATABASE}",
         process=process,
-        data_dir=data_dir,
     )
 
 
@@ -458,7 +453,7 @@ def _wait_ready(process: Process, port: int) -> None:
             )
         return False
 
-    wait_until(answers, what="postgres", timeout=_STARTUP_TIMEOUT, process=process, interval=0.02)
+    wait_until(answers, timeout=_STARTUP_TIMEOUT, process=process, interval=0.02)
 
 
 def _ensure_database(port: int) -> None:

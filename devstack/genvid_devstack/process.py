@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,6 +79,17 @@ class Process:
         _kill_group(self.popen.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def stop_on_failure(process: Process) -> Iterator[Process]:
+    """Stops `process` if the block fails (readiness wait, first set-up), so a server whose
+    start failed is never left running, even when interrupted."""
+    try:
+        yield process
+    except BaseException:
+        process.stop()
+        raise
 
 
 def _kill_group(pgid: int, sig: signal.Signals) -> None:
@@ -144,12 +155,16 @@ def http_ok(url: str, timeout: float = 1.0) -> bool:
 def wait_until(
     check: Callable[[], bool],
     *,
-    what: str,
     timeout: float,
     process: Process | None = None,
     interval: float = 0.1,
+    what: str | None = None,
 ) -> None:
-    """Poll `check` until it holds; fail fast, with the log, if `process` exits meanwhile."""
+    """Poll `check` until it holds; fail fast, with the log, if `process` exits meanwhile.
+
+    Errors name `what`, by default the process (the server that is coming up).
+    """
+    what = what or (process.name if process else "check")
     deadline = time.monotonic() + timeout
     while True:
         if check():

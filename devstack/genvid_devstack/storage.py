@@ -24,7 +24,15 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from genvid_devstack.process import Process, StartupError, http_ok, local_http, spawn, wait_until
+from genvid_devstack.process import (
+    Process,
+    StartupError,
+    http_ok,
+    local_http,
+    spawn,
+    stop_on_failure,
+    wait_until,
+)
 from genvid_devstack.state import State
 
 HOST = "127.0.0.1"
@@ -69,18 +77,14 @@ def start_storage(state_dir: Path, log_dir: Path, bucket: str) -> Storage:
         log_dir=log_dir,
         cwd=root,
     )
-    try:
+    with stop_on_failure(process):
         wait_until(
             lambda: http_ok(f"{emulator_host}/storage/v1/b"),
-            what="storage",
             timeout=_STARTUP_TIMEOUT,
             process=process,
             interval=0.02,
         )
         _ensure_bucket(emulator_host, bucket)
-    except BaseException:
-        process.stop()
-        raise
     return Storage(emulator_host=emulator_host, bucket=bucket, process=process)
 
 

@@ -56,7 +56,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from genvid_devstack.process import Process, free_port, http_ok, local_http, spawn, wait_until
+from genvid_devstack.process import (
+    Process,
+    free_port,
+    http_ok,
+    local_http,
+    spawn,
+    stop_on_failure,
+    wait_until,
+)
 
 SDK_PROTOCOL = "google-genai 3.4.0 (Vertex AI mode)"
 HOST = "127.0.0.1"
@@ -117,7 +125,6 @@ class Scenario(BaseModel):
 
 @dataclass
 class Operation:
-    name: str
     op_id: str
     prompt: str
     model_path: str
@@ -125,6 +132,11 @@ class Operation:
     behaviour: Behaviour
     polls: int = 0
     video: dict[str, Any] | None = None
+
+    @property
+    def name(self) -> str:
+        """The operation's resource name, as Vertex AI gives it: under the model's path."""
+        return f"{self.model_path}/operations/{self.op_id}"
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -309,17 +321,15 @@ async def predict(state: FakeVeoState, model_path: str, body: Any) -> JSONRespon
     if parameters.get("storageUri") and not state.storage_emulator_host:
         return google_error(400, "storageUri needs the fake to know the storage emulator.")
     counts.operations_started += 1
-    op_id = uuid.uuid4().hex
-    name = f"{model_path}/operations/{op_id}"
-    state.operations[name] = Operation(
-        name=name,
-        op_id=op_id,
+    operation = Operation(
+        op_id=uuid.uuid4().hex,
         prompt=prompt,
         model_path=model_path,
         parameters=parameters,
         behaviour=behaviour,
     )
-    return JSONResponse({"name": name})
+    state.operations[operation.name] = operation
+    return JSONResponse({"name": operation.name})
 
 
 async def fetch(state: FakeVeoState, model_path: str, body: Any) -> JSONResponse:
@@ -439,16 +449,12 @@ def start_fake_veo(
         argv += ["--storage-emulator-host", storage_emulator_host]
     process = spawn("fake-veo", argv, log_dir=log_dir, env=os.environ)
     base_url = f"http://{HOST}:{port}"
-    try:
+    with stop_on_failure(process):
         wait_until(
             lambda: http_ok(f"{base_url}/_control/health"),
-            what="fake-veo",
             timeout=_STARTUP_TIMEOUT,
             process=process,
         )
-    except BaseException:
-        process.stop()
-        raise
     return FakeVeo(base_url=base_url, process=process)
 
 

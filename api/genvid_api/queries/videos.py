@@ -12,48 +12,47 @@ the viewer liked each one, and the storage coordinates to sign.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ConfigDict
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genvid_api.errors import Conflict, Forbidden, NotFound
 from genvid_api.models import (
+    Author,
     Follow,
     Generation,
     Like,
     ProfileCounts,
     User,
     Video,
+    VideoBase,
     VideoCreate,
 )
 from genvid_api.pagination import Key, PageRequest
 from genvid_contracts.status import GenerationStatus
 
 
-@dataclass(frozen=True)
-class FeedRow:
-    """One video as a listing shows it, from one row of the page query."""
+class FeedRow(VideoBase):
+    """One video as a listing shows it, from one row of the page query: the public fields, the
+    published generation, and the storage coordinates to sign."""
 
-    id: uuid.UUID
-    user_id: uuid.UUID
-    username: str
+    model_config = ConfigDict(frozen=True)
+
     generation_id: uuid.UUID
-    title: str
-    description: str
-    published_at: datetime
-    like_count: int
-    comment_count: int
-    liked_by_me: bool
-    aspect_ratio: str
-    duration_seconds: int
     bucket: str | None
     object_name: str | None
     poster_object: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> FeedRow:
+        """From a row of `_rows`, whose author comes as two columns."""
+        fields = dict(row._mapping)
+        author = Author(id=fields.pop("user_id"), username=fields.pop("username"))
+        return cls(author=author, **fields)
 
 
 def _rows(viewer_id: uuid.UUID) -> Any:
@@ -103,7 +102,7 @@ async def _page(
     session: AsyncSession, statement: Any, page: PageRequest
 ) -> tuple[list[FeedRow], str | None]:
     result = await session.exec(statement.order_by(*_newest_first()).limit(page.fetch))
-    rows = [FeedRow(**row._mapping) for row in result.all()]
+    rows = [FeedRow.of(row) for row in result.all()]
     return page.cut(rows, lambda row: (row.published_at, row.id))
 
 
@@ -199,7 +198,7 @@ async def get_row(session: AsyncSession, viewer_id: uuid.UUID, video_id: uuid.UU
     row = (await session.exec(_rows(viewer_id).where(col(Video.id) == video_id))).first()
     if row is None:
         raise NotFound("Video")
-    return FeedRow(**row._mapping)
+    return FeedRow.of(row)
 
 
 async def get_visible(

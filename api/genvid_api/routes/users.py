@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Path
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genvid_api.deps import Ctx, CurrentUser, SessionDep
 from genvid_api.errors import AUTH_RESPONSES, Invalid, NotFound, responses
@@ -101,19 +104,30 @@ async def unfollow(username: UsernamePath, user: CurrentUser, session: SessionDe
     return await _set_following(session, user, username, False)
 
 
-@router.get("/users/{username}/followers", response_model=Page[FollowUser], responses=_LISTING)
-async def followers(
-    username: UsernamePath, user: CurrentUser, page: PageParams, session: SessionDep
-) -> Page[FollowUser]:
-    """Who follows them, most recent first."""
-    subject = await _user(session, username)
-    return Page[FollowUser].of(await follows.followers(session, subject.id, page))
+FollowListing = Callable[
+    [AsyncSession, uuid.UUID, PageRequest], Awaitable[tuple[list[FollowUser], str | None]]
+]
 
 
-@router.get("/users/{username}/following", response_model=Page[FollowUser], responses=_LISTING)
-async def following(
-    username: UsernamePath, user: CurrentUser, page: PageParams, session: SessionDep
-) -> Page[FollowUser]:
-    """Whom they follow, most recent first."""
-    subject = await _user(session, username)
-    return Page[FollowUser].of(await follows.following(session, subject.id, page))
+def _follow_list(direction: str, listing: FollowListing, description: str) -> None:
+    """GET /users/{username}/<direction>: one of a user's two follow lists, both served the
+    same way (the user looked up, then a page of `listing`)."""
+
+    async def endpoint(
+        username: UsernamePath, user: CurrentUser, page: PageParams, session: SessionDep
+    ) -> Page[FollowUser]:
+        subject = await _user(session, username)
+        return Page[FollowUser].of(await listing(session, subject.id, page))
+
+    endpoint.__doc__ = description
+    router.add_api_route(
+        f"/users/{{username}}/{direction}",
+        endpoint,
+        name=direction,
+        response_model=Page[FollowUser],
+        responses=_LISTING,
+    )
+
+
+_follow_list("followers", follows.followers, "Who follows them, most recent first.")
+_follow_list("following", follows.following, "Whom they follow, most recent first.")
