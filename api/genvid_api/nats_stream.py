@@ -29,14 +29,8 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from genvid_api.models import Generation
-from genvid_contracts.events import (
-    MSG_ID_HEADER,
-    STREAM_NAME,
-    TransitionEvent,
-    job_subject,
-    msg_id,
-    stream_config,
-)
+from genvid_contracts import events
+from genvid_contracts.events import STREAM_NAME, TransitionEvent
 
 log = logging.getLogger(__name__)
 
@@ -55,25 +49,17 @@ async def connect(url: str) -> NATS:
 
 
 async def ensure_stream(js: JetStreamContext) -> None:
-    """Create GENVID_JOBS if missing; an existing stream is left as it is."""
-    try:
-        await js.stream_info(STREAM_NAME)
-    except nats.js.errors.NotFoundError:
-        try:
-            await js.add_stream(stream_config())
-            log.info("created JetStream stream %s", STREAM_NAME)
-        except nats.js.errors.BadRequestError:
-            # Created concurrently by the operator or another replica with the same config.
-            await js.stream_info(STREAM_NAME)
+    if await events.ensure_stream(js):
+        log.info("created JetStream stream %s", STREAM_NAME)
 
 
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value else None
 
 
-def transition_body(generation: Generation) -> dict[str, Any]:
-    """A generation's current state in the operator's message format (as parsed from NATS)."""
-    event: TransitionEvent = {
+def transition_event(generation: Generation) -> TransitionEvent:
+    """A generation's current state in the operator's message format."""
+    return {
         "id": str(generation.id),
         "user_id": str(generation.user_id),
         "status": generation.status,
@@ -91,18 +77,17 @@ def transition_body(generation: Generation) -> dict[str, Any]:
         "duration_seconds": generation.video_duration_seconds,
         "cost_usd": None if generation.cost_usd is None else str(generation.cost_usd),
     }
-    return dict(event)
+
+
+def transition_body(generation: Generation) -> dict[str, Any]:
+    """The same, as parsed from a NATS message."""
+    return dict(transition_event(generation))
 
 
 async def publish_transition(js: JetStreamContext, generation: Generation) -> None:
     """Publish a transition the api made itself; failures are logged (the database is truth)."""
     try:
-        await js.publish(
-            job_subject(generation.user_id, generation.id),
-            json.dumps(transition_body(generation)).encode(),
-            stream=STREAM_NAME,
-            headers={MSG_ID_HEADER: msg_id(generation.id, generation.event_seq)},
-        )
+        await events.publish(js, transition_event(generation))
     except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
         log.warning("could not publish transition of generation %s: %r", generation.id, exc)
 

@@ -7,9 +7,12 @@ Each transition of a job is one message on `genvid.jobs.<user_id>.<job_id>`, ide
 
 from __future__ import annotations
 
+import json
 from typing import TypedDict
 
+from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
 
 STREAM_NAME = "GENVID_JOBS"
 SUBJECT_PREFIX = "genvid.jobs"
@@ -58,3 +61,29 @@ class TransitionEvent(TypedDict):
     size_bytes: int | None
     duration_seconds: float | None
     cost_usd: str | None
+
+
+async def ensure_stream(js: JetStreamContext) -> bool:
+    """Create the stream if missing (True if this call created it); an existing stream is left
+    as it is. The api and the operator may race here: both create exactly `stream_config()`."""
+    try:
+        await js.stream_info(STREAM_NAME)
+        return False
+    except NotFoundError:
+        try:
+            await js.add_stream(stream_config())
+            return True
+        except BadRequestError:
+            # Created concurrently by the other component or another replica.
+            await js.stream_info(STREAM_NAME)
+            return False
+
+
+async def publish(js: JetStreamContext, event: TransitionEvent) -> None:
+    """Publish one transition under its message id, so JetStream drops a repeat."""
+    await js.publish(
+        job_subject(event["user_id"], event["id"]),
+        json.dumps(event).encode(),
+        stream=STREAM_NAME,
+        headers={MSG_ID_HEADER: msg_id(event["id"], event["seq"])},
+    )

@@ -8,22 +8,15 @@ outside JetStream's duplicate window (the `Nats-Msg-Id` header covers the rest).
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
 
-from genvid_contracts.events import (
-    MSG_ID_HEADER,
-    STREAM_NAME,
-    TransitionEvent,
-    job_subject,
-    msg_id,
-    stream_config,
-)
+from genvid_contracts import events
+from genvid_contracts.events import STREAM_NAME, TransitionEvent, job_subject
 from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 
 
@@ -66,12 +59,7 @@ class EventPublisher:
     async def connect(cls, url: str) -> EventPublisher:
         client = await nats.connect(url, name="genvid-operator", max_reconnect_attempts=-1)
         js = client.jetstream()
-        try:
-            await js.stream_info(STREAM_NAME)
-        except NotFoundError:
-            # The api may create it at the same moment, with the same configuration.
-            with contextlib.suppress(BadRequestError):
-                await js.add_stream(stream_config())
+        await events.ensure_stream(js)
         return cls(client, js)
 
     async def publish_once(self, event: TransitionEvent) -> bool:
@@ -83,12 +71,7 @@ class EventPublisher:
                 return False
         except NotFoundError:
             pass
-        await self._js.publish(
-            name,
-            json.dumps(event).encode(),
-            headers={MSG_ID_HEADER: msg_id(event["id"], event["seq"])},
-            stream=STREAM_NAME,
-        )
+        await events.publish(self._js, event)
         return True
 
     async def close(self) -> None:
