@@ -23,8 +23,8 @@ from google.cloud import storage  # type: ignore[import-untyped]
 from nats.js import JetStreamContext
 
 from genvid_api.config import Settings
-from genvid_api.models import Generation as VideoGenerationJob
-from genvid_api.queries import generations as jobs
+from genvid_api.models import Generation
+from genvid_api.queries import generations
 from genvid_contracts.events import STREAM_NAME, job_subject
 from support.api import ApiClient, in_process_api, make_settings
 from support.jobs import insert_job
@@ -309,7 +309,7 @@ class GatedKube:
         self._gate = gate
         self.waiting = 0
 
-    async def create(self, job: VideoGenerationJob) -> bool:
+    async def create(self, job: Generation) -> bool:
         self.waiting += 1
         await self._gate.wait()
         return bool(await self._inner.create(job))
@@ -427,7 +427,7 @@ async def store_resource(api: ApiClient, db: asyncpg.Pool, job_id: str) -> None:
     """The job's VideoGeneration as a create whose answer was lost (timeout, 5xx) stored it:
     `cancel: false`, while the row still says resource_created=false."""
     row = await job_row(db, job_id)
-    job = VideoGenerationJob.model_validate(dict(row))
+    job = Generation.model_validate(dict(row))
     job.cancel_requested = False
     assert await api.app.state.ctx.kube.create(job) is True
 
@@ -612,7 +612,7 @@ async def test_cancel_is_not_resent_before_the_grace_period(
     row = await job_row(db, job_id)
     assert row["updated_at"] > datetime.now(UTC) - timedelta(minutes=5)
     async with api.app.state.ctx.sessions() as session:
-        pending = await jobs.pending_cancel_ids(session, 3600, 1000)
+        pending = await generations.pending_cancel_ids(session, 3600, 1000)
     assert uuid.UUID(job_id) not in pending
 
 
