@@ -9,6 +9,7 @@ operator's: a cancel, even before the resource exists, goes through the resource
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -68,13 +69,19 @@ class Request:
 
 
 async def insert(
-    session: AsyncSession, user_id: uuid.UUID, request: Request, idempotency_key: str | None
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    request: Request,
+    idempotency_key: str | None,
+    on_insert: Callable[[Job], Awaitable[None]] | None = None,
 ) -> tuple[Job, bool]:
     """Insert a QUEUED job and commit; with a key already used, return that job instead.
 
-    Returns (job, created). Concurrent requests with one key race on the unique constraint,
-    so exactly one row is ever inserted. The session's transaction is over on return (its
-    connection back in the pool): the caller's next step (creating the resource) takes one.
+    `on_insert` runs in the inserting transaction, for a new row only (a replay reserves
+    nothing twice); if it raises, the insert is rolled back. Returns (job, created).
+    Concurrent requests with one key race on the unique constraint, so exactly one row is
+    ever inserted. The session's transaction is over on return (its connection back in the
+    pool): the caller's next step (creating the resource) takes one.
     """
     values = {
         "id": uuid.uuid4(),
@@ -97,6 +104,12 @@ async def insert(
     result = await session.exec(statement.returning(Job))
     inserted: Job | None = result.scalars().one_or_none()
     if inserted is not None:
+        if on_insert is not None:
+            try:
+                await on_insert(inserted)
+            except BaseException:
+                await session.rollback()
+                raise
         await session.commit()
         return inserted, True
     existing = (

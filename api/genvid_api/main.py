@@ -25,7 +25,7 @@ from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
 from genvid_api.kube import Kube
 from genvid_api.models import ErrorBody
-from genvid_api.routes import auth, feed, generations, users, videos
+from genvid_api.routes import auth, feed, generations, usage, users, videos
 from genvid_api.routes import events as events_routes
 from genvid_api.signing import create_signer
 
@@ -142,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(usage.router)
     app.include_router(generations.router)
     app.include_router(events_routes.router)
     app.include_router(videos.router)

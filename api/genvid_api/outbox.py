@@ -24,7 +24,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from genvid_api import events, jobs
+from genvid_api import budgets, events, jobs
 from genvid_api.context import AppContext
 from genvid_api.kube import InvalidResource, KubeUnavailable
 from genvid_api.models import TERMINAL_STATUSES, JobStatus, VideoGenerationJob
@@ -60,6 +60,7 @@ async def ensure_resource(
                 job, JobStatus.REJECTED, REJECTED_REASON, f"The request was rejected: {exc}"
             )
             session.add(job)
+            await budgets.release(session, job)  # it never reached a provider
             await session.commit()
             log.warning("job %s rejected by the apiserver: %s", job.id, exc)
             await events.publish_transition(ctx.js, job)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, status
 
-from genvid_api import cursors, jobs, outbox
+from genvid_api import cursors, guardrails, jobs, outbox
 from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser, SessionDep
 from genvid_api.models import (
     TERMINAL_STATUSES,
@@ -41,7 +41,8 @@ def _not_found() -> HTTPException:
             "description": "Invalid request (prompt empty, blank, over 2000 characters or with "
             "control characters; unknown model; bad duration or aspect ratio), or an "
             "Idempotency-Key already used by this user for a different request"
-        }
+        },
+        **guardrails.GENERATE_RESPONSES,
     },
 )
 async def generate(
@@ -49,6 +50,7 @@ async def generate(
     user: CurrentUser,
     session: SessionDep,
     ctx: Ctx,
+    moment: guardrails.Now,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -84,8 +86,11 @@ async def generate(
             ],
         )
     request = jobs.Request.from_body(body, model)
+    await guardrails.count_request(session, settings, user.id, moment)
     try:
-        job, _created = await jobs.insert(session, user.id, request, idempotency_key)
+        job, _created = await jobs.insert(
+            session, user.id, request, idempotency_key, guardrails.reservation(session, ctx, moment)
+        )
     except jobs.IdempotencyMismatch:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
