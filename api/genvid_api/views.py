@@ -63,7 +63,10 @@ async def present_many(
     return items
 
 
-EVENT_FIELDS = ("id", "status", "seq", "reason", "message", "attempts", "updated_at", "cost_usd")
+EVENT_FIELDS = (
+    "id", "status", "seq", "reason", "message", "attempts", "updated_at", "cost_usd",
+    "queue_position",
+)  # fmt: skip
 
 
 async def event_payload(

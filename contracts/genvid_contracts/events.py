@@ -7,7 +7,7 @@ Each transition of a job is one message on `genvid.jobs.<user_id>.<job_id>`, ide
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from nats.js.api import StorageType, StreamConfig
 
@@ -58,3 +58,5 @@ class TransitionEvent(TypedDict):
     size_bytes: int | None
     duration_seconds: float | None
     cost_usd: str | None
+    # While waiting for capacity (QUEUED, reason WaitingForCapacity): 1 is admitted next.
+    queue_position: NotRequired[int | None]

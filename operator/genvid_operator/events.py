@@ -50,6 +50,7 @@ def event_from(vg: Json) -> TransitionEvent:
         "size_bytes": output.get("sizeBytes"),
         "duration_seconds": output.get("durationSeconds"),
         "cost_usd": status.get("estimatedCostUSD"),
+        "queue_position": status.get("queuePosition"),
     }
 
 

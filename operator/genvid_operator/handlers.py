@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -10,6 +11,7 @@ import kopf
 
 from genvid_contracts.resource import GROUP, PLURAL, VERSION
 from genvid_operator import metrics
+from genvid_operator.admission import Admissions
 from genvid_operator.config import Settings
 from genvid_operator.events import EventPublisher
 from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
@@ -19,6 +21,7 @@ from genvid_operator.phases import TERMINAL
 from genvid_operator.reconcile import Context, reconcile, unsynced
 
 _RESYNC_SECONDS = Settings().resync_seconds
+log = logging.getLogger(__name__)
 
 
 @kopf.on.login()
@@ -48,15 +51,46 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         mirror = await JobMirror.connect(config.database_url) if config.database_url else None
         if mirror is not None:
             opened.push_async_callback(mirror.close)
-        memo.ctx = Context(settings=config, kube=kube, events=events, mirror=mirror)
+        admissions = (
+            Admissions(mirror.pool, config.global_max_active, config.user_max_active)
+            if mirror is not None
+            else None
+        )
+        memo.ctx = Context(
+            settings=config, kube=kube, events=events, mirror=mirror, admissions=admissions
+        )
         opened.pop_all()
+    if admissions is not None:
+        memo.admission_loop = asyncio.create_task(admission_loop(memo.ctx), name="admission")
+
+
+async def admission_loop(ctx: Context) -> None:
+    """The timer of admission: settle what was left unsettled, admit, kick; forever."""
+    assert ctx.admissions is not None
+    while True:
+        try:
+            await ctx.admissions.reap()
+            await ctx.admit()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels(trigger="admission").inc()
+            log.exception("admission pass failed; retrying")
+        await asyncio.sleep(ctx.settings.admission_interval_seconds)
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    loop: asyncio.Task[None] | None = getattr(memo, "admission_loop", None)
+    if loop is not None:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
     ctx: Context | None = getattr(memo, "ctx", None)
     if ctx is None:
         return
+    for task in list(ctx.kicked):
+        task.cancel()
     await ctx.events.close()
     if ctx.mirror is not None:
         await ctx.mirror.close()
@@ -78,6 +112,10 @@ async def generation_changed(
     assert namespace, "VideoGeneration is namespaced"
     if type == "DELETED":
         memo.ctx.forget(namespace, name)
+        if memo.ctx.admissions is not None:
+            # Gone before it finished: its reservation and its place are released.
+            await memo.ctx.admissions.settle_vanished(name)
+            await memo.ctx.admit()
         return
     await _reconcile(memo, namespace, name, "generation")
 

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genvid_operator import metrics
+from genvid_operator.admission import Admissions
 from genvid_operator.config import Settings
 from genvid_operator.events import EventPublisher, event_from
 from genvid_operator.jobspec import build_job, price_per_second
 from genvid_operator.kube import Kube
 from genvid_operator.mirror import JobMirror
-from genvid_operator.phases import QUEUED, RUNNING, TERMINAL, Limits, decide
+from genvid_operator.phases import ADMITTED, QUEUED, RUNNING, TERMINAL, Admission, Limits, decide
 
 Json = dict[str, Any]
 log = logging.getLogger(__name__)
@@ -39,9 +40,12 @@ class Context:
     kube: Kube
     events: EventPublisher
     mirror: JobMirror | None
+    # None without a database: no admission control (every generation runs at once).
+    admissions: Admissions | None = None
     locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
+    kicked: set[asyncio.Task[None]] = field(default_factory=set)
 
     def limits(self, model: str) -> Limits:
         return Limits(
@@ -53,6 +57,29 @@ class Context:
 
     def forget(self, namespace: str, name: str) -> None:
         self.locks.pop((namespace, name), None)
+
+    def kick(self, names: list[str]) -> None:
+        """Reconcile the generations an admission pass let in, now rather than at the next
+        resync (in the background: the caller may hold one of their locks)."""
+        for name in names:
+            task = asyncio.create_task(_kicked(self, self.settings.namespace, name))
+            self.kicked.add(task)
+            task.add_done_callback(self.kicked.discard)
+
+    async def admit(self) -> None:
+        """An admission pass, its admitted generations kicked."""
+        if self.admissions is not None:
+            self.kick(await self.admissions.admit())
+
+
+async def _kicked(ctx: Context, namespace: str, name: str) -> None:
+    try:
+        await reconcile(ctx, namespace, name)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(trigger="admission").inc()
+        log.exception(
+            "%s/%s: reconcile after admission failed (the resync retries)", namespace, name
+        )
 
 
 def unsynced(status: Json) -> bool:
@@ -76,7 +103,10 @@ async def _step(ctx: Context, vg: Json) -> bool:
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
     job = await ctx.kube.get_job(namespace, name)
     pods = await ctx.kube.list_pods(namespace, name) if job is not None else []
-    decision = decide(vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC))
+    admission = await _admission(ctx, vg, job)
+    decision = decide(
+        vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC), admission
+    )
 
     if decision.delete_job:
         await ctx.kube.delete_job(namespace, name)
@@ -91,6 +121,17 @@ async def _step(ctx: Context, vg: Json) -> bool:
         await _create_job(ctx, vg)
     await _sync(ctx, vg)
     return True
+
+
+async def _admission(ctx: Context, vg: Json, job: Json | None) -> Admission:
+    """Ask Postgres only for a generation that waits for its Job and was never admitted."""
+    status = vg.get("status") or {}
+    waits = status.get("phase") in (None, QUEUED) and not status.get("admittedAt")
+    if ctx.admissions is None or job is not None or vg["spec"].get("cancel") or not waits:
+        return ADMITTED
+    admission, others = await ctx.admissions.check(vg["metadata"]["name"])
+    ctx.kick(others)
+    return admission
 
 
 async def _create_job(ctx: Context, vg: Json) -> None:
@@ -111,9 +152,12 @@ async def _sync(ctx: Context, vg: Json) -> Json:
         log.debug("no video_generation_jobs row for %s", event["id"])
     await ctx.events.publish_once(event)
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
-    return await ctx.kube.patch_status(
+    synced = await ctx.kube.patch_status(
         namespace, name, status, {**status, "syncedSeq": status["eventSeq"]}
     )
+    if status.get("phase") in TERMINAL:
+        await ctx.admit()  # its place under the caps is free (settled with the mirror write)
+    return synced
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
