@@ -29,6 +29,7 @@ from api_helpers import (
 )
 from genvid_api import budgets
 from genvid_devstack import apps
+from genvid_devstack.state import State
 from pipeline_support import kubectl_json
 
 pytestmark = pytest.mark.stack
@@ -349,3 +350,29 @@ async def test_admin_override_changes_a_users_budget(
         assert usage["limit_usd"] == "20.00"
         unknown = await asyncio.to_thread(admin, "set", "nobody@example.com", "5")
         assert unknown.returncode == 1 and "no user" in unknown.stderr
+
+
+async def test_budget_settings_reach_the_api_from_the_callers_environment(
+    stack_env: dict[str, str],
+    database: str,
+    namespace: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As `GENVID_USER_DAILY_BUDGET_USD=3 make up` does: the stack starts the api with
+    `apps.start_api`, whose process inherits the caller's environment."""
+    monkeypatch.setenv("GENVID_USER_DAILY_BUDGET_USD", "3")
+    state = State(tmp_path)
+    state.prepare()
+    env = {**stack_env, "DATABASE_URL": database}
+    port = state.port("api")
+    api = await asyncio.to_thread(apps.start_api, state, env, namespace, port)
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False
+        ) as http:
+            account = await ApiClient(http=http).register()
+            usage = (await http.get("/me/usage", headers=account.auth)).json()
+    finally:
+        api.stop()
+    assert usage["limit_usd"] == "3.00"
