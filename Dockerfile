@@ -31,7 +31,7 @@ COPY operator/ operator/
 COPY worker/ worker/
 COPY crds/ crds/
 # Bytecode now: the root filesystem is read-only at run time.
-RUN /app/.venv/bin/python -m compileall -q api operator worker
+RUN /app/.venv/bin/python -m compileall -q api contracts operator worker
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
 LABEL org.opencontainers.image.title="genvid" \

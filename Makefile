@@ -93,5 +93,5 @@ test: lint binaries ## Lint, then the whole suite against a fresh local stack.
 
 .PHONY: bench
 bench: venv ## Feed and like latency (BENCH_ARGS=--quick: small), then what admission control costs.
-	$(PY) bench/feed.py $(BENCH_ARGS)
-	$(PY) bench/admission.py
+	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.admission

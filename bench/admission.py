@@ -2,12 +2,13 @@
 reservation, and the operator's admission pass at the cap.
 
 Runs on a throwaway PostgreSQL of the dev stack's (the same wheel), migrated to head, with the
-api's and the operator's own code (`genvid_api.jobs.insert` + `genvid_api.budgets.reserve`,
-`genvid_operator.admission.Admissions`), so the figures are the database work the request and
-the operator add; the HTTP layer is the same with budgets on or off. Both variants run in the
-same process against the same server, interleaved in rounds, so machine load hits both alike.
+api's and the operator's own code (`genvid_api.queries.generations.insert` +
+`genvid_api.budgets.reserve`, `genvid_operator.admission.Admissions`), so the figures are the
+database work the request and the operator add; the HTTP layer is the same with budgets on or
+off. Both variants run in the same process against the same server, interleaved in rounds, so
+machine load hits both alike.
 
-    .venv/bin/python bench/admission.py [--requests N] [--waiting N]
+    .venv/bin/python -m bench.admission [--requests N] [--waiting N]
 
 Prints p50 / p99 in milliseconds and writes bench/results/admission.json.
 """
@@ -28,9 +29,12 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from genvid_api import budgets, jobs
+from genvid_api import budgets
 from genvid_api.config import Settings
 from genvid_api.db import create_session_factory
+from genvid_api.models import Generation, GenerationCreate
+from genvid_api.queries import generations
+from genvid_contracts.resource import DEFAULT_MODEL
 from genvid_devstack import apps
 from genvid_devstack.postgres import start_postgres
 from genvid_operator.admission import Admissions
@@ -68,7 +72,7 @@ async def users(url: str, count: int) -> list[uuid.UUID]:
 
 
 async def post_costs(url: str, requests: int) -> dict[str, dict[str, float]]:
-    """jobs.insert as POST /generate runs it, with and without the reservation."""
+    """generations.insert as POST /generate runs it, with and without the reservation."""
     base = {"database_url": url, "jwt_secret": "x" * 40, "generate_per_minute": 0}
     variants = {
         "post_without_reservation": Settings.model_validate({**base, "budgets_enabled": False}),
@@ -79,7 +83,9 @@ async def post_costs(url: str, requests: int) -> dict[str, dict[str, float]]:
     engine = create_async_engine(variants["post_with_reservation"].async_database_url)
     sessions = create_session_factory(engine)
     owners = await users(url, 50)
-    request = jobs.Request("a bench fox", "veo-3.0-fast-generate-001", 4, "16:9", None, None)
+    request = GenerationCreate(
+        prompt="a bench fox", model=DEFAULT_MODEL, duration_seconds=4, aspect_ratio="16:9"
+    )
     samples: dict[str, list[float]] = {name: [] for name in variants}
     try:
         for n in range(requests):
@@ -89,10 +95,10 @@ async def post_costs(url: str, requests: int) -> dict[str, dict[str, float]]:
                 async def post(settings: Settings = settings, owner: uuid.UUID = owner) -> None:
                     async with sessions() as session:
 
-                        async def reserve(job: jobs.Job) -> None:
-                            await budgets.reserve(session, settings, job, datetime.now(UTC))
+                        async def reserve(generation: Generation) -> None:
+                            await budgets.reserve(session, settings, generation, datetime.now(UTC))
 
-                        await jobs.insert(session, owner, request, None, reserve)
+                        await generations.insert(session, owner, request, None, reserve)
 
                 samples[name].append(await timed(post))
     finally:

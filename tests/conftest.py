@@ -1,4 +1,4 @@
-"""Shared fixtures: one real local stack per test session, one namespace per test.
+"""Session fixtures: one real local stack per test session, one namespace per test.
 
 The stack is started exactly as `make up` starts it (`python -m genvid_devstack run`) in a
 throwaway state folder, and tests take their settings from the `env` file it writes, so what
@@ -12,16 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from genvid_devstack.stack import read_env_file
+from support.kube import scratch_namespace
 
-KUBECTL = Path(sys.executable).parent / "kubectl"
 _START_TIMEOUT = 1800  # a cold machine builds the control-plane binaries first
 
 
@@ -60,31 +58,7 @@ def stack_env(stack_state: Path) -> dict[str, str]:
     return read_env_file(stack_state / "env")
 
 
-Kubectl = Callable[..., subprocess.CompletedProcess[str]]
-
-
 @pytest.fixture
 def namespace(stack_env: dict[str, str]) -> Iterator[str]:
-    name = f"test-{uuid.uuid4().hex[:10]}"
-    env = {**os.environ, "KUBECONFIG": stack_env["KUBECONFIG"]}
-    subprocess.run([KUBECTL, "create", "namespace", name], env=env, check=True, capture_output=True)
-    yield name
-    subprocess.run(
-        [KUBECTL, "delete", "namespace", name, "--wait=false"], env=env, capture_output=True
-    )
-
-
-@pytest.fixture
-def kubectl(stack_env: dict[str, str], namespace: str) -> Kubectl:
-    """kubectl in the test's namespace; `check=True` raises with kubectl's stderr."""
-    env = {**os.environ, "KUBECONFIG": stack_env["KUBECONFIG"]}
-
-    def run(*args: str, input: str | None = None, check: bool = False) -> Any:
-        result = subprocess.run(
-            [KUBECTL, "-n", namespace, *args], env=env, input=input, capture_output=True, text=True
-        )
-        if check and result.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)}: {result.stderr}")
-        return result
-
-    return run
+    with scratch_namespace(stack_env["KUBECONFIG"], "test") as name:
+        yield name

@@ -29,8 +29,8 @@ from genvid_api.models import (
     ACTIVE,
     WAITING,
     BudgetUsage,
+    Generation,
     UserBudgetOverride,
-    VideoGenerationJob,
 )
 from genvid_contracts.pricing import estimate_micros, to_micros, usd_text
 
@@ -160,17 +160,17 @@ async def usage(
 
 
 async def reserve(
-    session: AsyncSession, settings: Settings, job: VideoGenerationJob, moment: datetime
+    session: AsyncSession, settings: Settings, generation: Generation, moment: datetime
 ) -> None:
-    """Reserve the job's estimate in the user's, then the global, counter of the period, in the
-    session's transaction (the one that inserted the job); raise BudgetExceeded if either
-    would pass its limit (the caller rolls back)."""
+    """Reserve the generation's estimate in the user's, then the global, counter of the
+    period, in the session's transaction (the one that inserted it); raise BudgetExceeded if
+    either would pass its limit (the caller rolls back)."""
     if not settings.budgets_enabled:
         return
-    amount = estimate(settings, job.model, job.duration_seconds)
+    amount = estimate(settings, generation.model, generation.duration_seconds)
     period = Period.at(moment, settings.budget_period)
     scopes: tuple[tuple[uuid.UUID | None, Any], ...] = (
-        (job.user_id, to_micros(settings.user_daily_budget_usd)),
+        (generation.user_id, to_micros(settings.user_daily_budget_usd)),
         (None, to_micros(settings.global_daily_budget_usd)),
     )
     for user_id, limit in scopes:
@@ -186,12 +186,12 @@ async def reserve(
         )
         if taken.first() is None:
             raise BudgetExceeded(await usage(session, settings, user_id, moment), amount)
-    job.reserved_micros = amount
-    job.budget_period_start = period.start
+    generation.reserved_micros = amount
+    generation.budget_period_start = period.start
 
 
 async def settle(session: AsyncSession, job_id: uuid.UUID, charged_micros: int) -> bool:
-    """Settle a finished job once, in the session's transaction; False if already settled."""
+    """Settle a finished generation once, in the session's transaction; False if already settled."""
     result = await (await session.connection()).execute(
         sa.text("SELECT genvid_settle_generation(:job, :charged)"),
         {"job": job_id, "charged": charged_micros},
@@ -199,21 +199,21 @@ async def settle(session: AsyncSession, job_id: uuid.UUID, charged_micros: int) 
     return bool(result.scalar_one())
 
 
-async def release(session: AsyncSession, job: VideoGenerationJob) -> None:
-    """Settle a job the api finished itself (it never reached a provider) at nothing."""
+async def release(session: AsyncSession, generation: Generation) -> None:
+    """Settle a generation the api finished itself (it never reached a provider) at nothing."""
     await session.flush()
-    await settle(session, job.id, 0)
-    await session.refresh(job)
+    await settle(session, generation.id, 0)
+    await session.refresh(generation)
 
 
 async def counts(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
     """(active, waiting) generations of the user, as the operator's admission counts them."""
-    job = VideoGenerationJob
+    row = Generation
     statement = select(
         func.count().filter(sa.text(ACTIVE)),
         func.count().filter(sa.text(WAITING)),
     ).where(
-        col(job.user_id) == user_id,
+        col(row.user_id) == user_id,
         sa.or_(sa.text(ACTIVE), sa.text(WAITING)),
     )
     active, waiting = (await session.exec(statement)).one()

@@ -1,4 +1,5 @@
-"""Settings of the api, read from the environment (pydantic-settings).
+"""Settings of the api, read from the environment (pydantic-settings) once per process: by
+`create_app` for the server, by the migrations' environment for their `DatabaseSettings`.
 
 Every setting has a `GENVID_`-prefixed variable; the connection settings also accept the plain
 names the local stack and most platforms use (`DATABASE_URL`, `NATS_URL`, `KUBECONFIG`,
@@ -16,10 +17,10 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
+from genvid_contracts.resource import DEFAULT_MODEL
 
 # The CRD's pattern for spec.model: a model the apiserver would refuse is a configuration error.
 _MODEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
-DEFAULT_MODEL = "veo-3.0-fast-generate-001"
 
 
 class BudgetPeriod(StrEnum):
@@ -40,11 +41,21 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(f"GENVID_{name}", name)
 
 
-class Settings(BaseSettings):
+class DatabaseSettings(BaseSettings):
+    """What the migrations need, and nothing they would have to be given for no use."""
+
     model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
 
-    # Connections
     database_url: str = Field(validation_alias=_env("DATABASE_URL"))
+
+    @property
+    def async_database_url(self) -> str:
+        """The URL for SQLAlchemy's asyncpg dialect, whatever scheme was configured."""
+        return asyncpg_url(self.database_url)
+
+
+class Settings(DatabaseSettings):
+    # Connections
     nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
     kubeconfig: str | None = Field(
         default=None,
@@ -132,11 +143,6 @@ class Settings(BaseSettings):
         if self.default_model not in self.models:
             raise ValueError(f"GENVID_DEFAULT_MODEL {self.default_model!r} is not in GENVID_MODELS")
         return self
-
-    @property
-    def async_database_url(self) -> str:
-        """The URL for SQLAlchemy's asyncpg dialect, whatever scheme was configured."""
-        return asyncpg_url(self.database_url)
 
 
 def asyncpg_url(url: str) -> str:

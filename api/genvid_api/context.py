@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genvid_api.config import Settings
 from genvid_api.db import SessionFactory
-from genvid_api.kube import Kube
+from genvid_api.resources import ResourceClient
 from genvid_api.signing import UrlSigner
 
 
@@ -21,5 +21,5 @@ class AppContext:
     sessions: SessionFactory
     nats: NATS
     js: JetStreamContext
-    kube: Kube
+    kube: ResourceClient
     signer: UrlSigner

@@ -1,10 +1,11 @@
-"""The FastAPI application: `create_app(settings)`, and `app` for `uvicorn genvid_api.main:app`.
+"""The FastAPI application: `create_app(settings)`.
 
 The lifespan opens what requests share (database engine, NATS connection and JetStream stream,
 Kubernetes client, URL signer), starts the outbox reconciler, and closes it all in reverse.
 Nothing else is kept in the process: api replicas are interchangeable.
 
-Run: `uvicorn --factory genvid_api.main:create_app` (settings from the environment).
+Run: `uvicorn --factory genvid_api.main:create_app`: the one place the settings are read from
+the environment, once per process.
 """
 
 from __future__ import annotations
@@ -14,19 +15,15 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
-from fastapi import FastAPI, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
-from genvid_api import events, outbox
+from genvid_api import errors, nats_stream, outbox
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
-from genvid_api.kube import Kube
-from genvid_api.models import ErrorBody
-from genvid_api.routes import auth, feed, generations, usage, users, videos
-from genvid_api.routes import events as events_routes
+from genvid_api.resources import ResourceClient
+from genvid_api.routes import auth, events, feed, generations, usage, users, videos
 from genvid_api.signing import create_signer
 
 log = logging.getLogger(__name__)
@@ -46,8 +43,8 @@ GenVid turns a text prompt into a short preview video, asynchronously.
   (`PUT /users/{username}/follow`); `GET /users/{username}` is a profile. Generations stay
   private unless published.
 
-Errors are JSON: `{"detail": "..."}` or, for invalid input (422), `{"detail": [{"loc": ...,
-"msg": ..., "type": ...}]}`.
+Errors are JSON: `{"detail": "..."}` or, for invalid input (422), `{"detail": [{"type": ...,
+"loc": ..., "msg": ...}]}` naming the fields to blame.
 """
 
 
@@ -57,12 +54,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
-        nc = await events.connect(settings.nats_url)
+        nc = await nats_stream.connect(settings.nats_url)
         stack.push_async_callback(nc.drain)
         js = nc.jetstream()
         if settings.nats_ensure_stream:
-            await events.ensure_stream(js)
-        kube = await Kube.connect(settings)
+            await nats_stream.ensure_stream(js)
+        kube = await ResourceClient.connect(settings)
         stack.push_async_callback(kube.close)
         ctx = AppContext(
             settings=settings,
@@ -91,45 +88,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
 
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return JSONResponse(
-        status_code=status.HTTP_500_INTERNAL_SERVER_ERROR,
-        content={"detail": "Internal server error"},
-    )
-
-
-def _document_unparsable_bodies(app: FastAPI) -> None:
-    """FastAPI answers a body it cannot decode (not UTF-8, say) with 400 before validation;
-    say so on every operation that takes a body, present and future."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for operations in schema.get("paths", {}).values():
-                for operation in operations.values():
-                    if "requestBody" in operation:
-                        operation["responses"].setdefault(
-                            "400",
-                            {
-                                "description": "The body could not be parsed",
-                                "content": {
-                                    "application/json": {
-                                        "schema": {"$ref": "#/components/schemas/ErrorBody"}
-                                    }
-                                },
-                            },
-                        )
-            schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
-                "ErrorBody", ErrorBody.model_json_schema()
-            )
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # type: ignore[call-arg]  # required values from env
     app = FastAPI(
@@ -139,12 +97,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
-    app.add_exception_handler(Exception, _internal_error)
+    errors.install(app)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(usage.router)
     app.include_router(generations.router)
-    app.include_router(events_routes.router)
+    app.include_router(events.router)
     app.include_router(videos.router)
     app.include_router(feed.router)
 
@@ -152,5 +110,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    _document_unparsable_bodies(app)
     return app

@@ -15,8 +15,7 @@ import unicodedata
 import uuid
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 import pydantic
 import sqlalchemy as sa
@@ -24,24 +23,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from sqlmodel import Field, SQLModel
 
 from genvid_contracts.pricing import usd_text
+from genvid_contracts.status import GenerationStatus
 
-
-class JobStatus(StrEnum):
-    QUEUED = "QUEUED"
-    RUNNING = "RUNNING"
-    SUCCEEDED = "SUCCEEDED"
-    FAILED = "FAILED"
-    CANCELED = "CANCELED"
-    REJECTED = "REJECTED"
-
-    @property
-    def terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset(
-    {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.REJECTED}
-)
+T = TypeVar("T")
 
 
 def _timestamp(*, nullable: bool = False, server_default: bool = True) -> Any:
@@ -101,7 +85,9 @@ UNSETTLED_FINISHED = (
 )
 
 
-class VideoGenerationJob(SQLModel, table=True):
+class Generation(SQLModel, table=True):
+    """One request to generate a video (the table keeps its first name)."""
+
     __tablename__ = "video_generation_jobs"
     __table_args__ = (
         sa.UniqueConstraint(
@@ -149,7 +135,9 @@ class VideoGenerationJob(SQLModel, table=True):
     seed: int | None = Field(default=None, sa_type=sa.BigInteger)
     idempotency_key: str | None = Field(default=None, sa_type=sa.Text)
     status: str = Field(
-        default=JobStatus.QUEUED, sa_type=sa.Text, sa_column_kwargs={"server_default": "QUEUED"}
+        default=GenerationStatus.QUEUED,
+        sa_type=sa.Text,
+        sa_column_kwargs={"server_default": "QUEUED"},
     )
     reason: str | None = Field(default=None, sa_type=sa.Text)
     message: str | None = Field(default=None, sa_type=sa.Text)
@@ -331,10 +319,11 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
-def _not_blank(value: str) -> str:
+def _text(value: str) -> str:
+    """Text a person reads: not blank, and no control characters but tab, CR and LF."""
     if not value.strip():
         raise ValueError("must not be blank")
-    return value
+    return _no_control_characters(value)
 
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{2,31}$"
@@ -377,19 +366,29 @@ def _username(value: str) -> str:
 Email = Annotated[str, AfterValidator(_email)]
 Username = Annotated[str, AfterValidator(_username)]
 Password = Annotated[str, StringConstraints(min_length=10, max_length=256)]
-Prompt = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=2000),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
-]
+Prompt = Annotated[str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_text)]
 NegativePrompt = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=1000),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
+    str, StringConstraints(min_length=1, max_length=1000), AfterValidator(_text)
 ]
 AspectRatio = Literal["16:9", "9:16"]
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a listing (see pagination.py); `next_cursor` is None on the last one."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    @classmethod
+    def of(cls, found: tuple[list[T], str | None]) -> Self:
+        """A listing query's answer, (rows, next cursor), as a page."""
+        items, next_cursor = found
+        return cls(items=items, next_cursor=next_cursor)
+
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        """`VideoPage` for `Page[VideoPublic]`: the OpenAPI schema's name."""
+        return f"{params[0].__name__.removesuffix('Public')}Page"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,21 +457,21 @@ class GenerationCreate(BaseModel):
     seed: Annotated[int, pydantic.Field(strict=True, ge=0, le=4294967295)] | None = None
 
 
-def public_cost(job: VideoGenerationJob) -> str | None:
+def public_cost(generation: Generation) -> str | None:
     """What the owner is charged: the settled amount, else the provider's figure, else the
     amount reserved while it is unfinished."""
-    if job.charged_micros is not None:
-        return usd_text(job.charged_micros)
-    if job.cost_usd is not None:
-        return str(job.cost_usd)
-    return usd_text(job.reserved_micros) if job.reserved_micros else None
+    if generation.charged_micros is not None:
+        return usd_text(generation.charged_micros)
+    if generation.cost_usd is not None:
+        return str(generation.cost_usd)
+    return usd_text(generation.reserved_micros) if generation.reserved_micros else None
 
 
 class GenerationPublic(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     id: uuid.UUID
-    status: JobStatus
+    status: GenerationStatus
     prompt: str
     model: str
     duration_seconds: int
@@ -499,63 +498,52 @@ class GenerationPublic(BaseModel):
     urls_expire_at: datetime | None = None
 
     @classmethod
-    def from_job(
+    def from_row(
         cls,
-        job: VideoGenerationJob,
+        generation: Generation,
         *,
         video_url: str | None = None,
         poster_url: str | None = None,
         urls_expire_at: datetime | None = None,
     ) -> GenerationPublic:
         return cls(
-            id=job.id,
-            status=JobStatus(job.status),
-            prompt=job.prompt,
-            model=job.model,
-            duration_seconds=job.duration_seconds,
-            aspect_ratio=job.aspect_ratio,
-            negative_prompt=job.negative_prompt,
-            seed=job.seed,
-            reason=job.reason,
-            message=job.message,
-            attempts=job.attempts,
-            cancel_requested=job.cancel_requested,
-            cost_usd=public_cost(job),
-            queue_position=job.queue_position if job.status == JobStatus.QUEUED else None,
-            size_bytes=job.size_bytes,
-            video_duration_seconds=job.video_duration_seconds,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-            started_at=job.started_at,
-            finished_at=job.finished_at,
+            id=generation.id,
+            status=GenerationStatus(generation.status),
+            prompt=generation.prompt,
+            model=generation.model,
+            duration_seconds=generation.duration_seconds,
+            aspect_ratio=generation.aspect_ratio,
+            negative_prompt=generation.negative_prompt,
+            seed=generation.seed,
+            reason=generation.reason,
+            message=generation.message,
+            attempts=generation.attempts,
+            cancel_requested=generation.cancel_requested,
+            cost_usd=public_cost(generation),
+            queue_position=(
+                generation.queue_position if generation.status == GenerationStatus.QUEUED else None
+            ),
+            size_bytes=generation.size_bytes,
+            video_duration_seconds=generation.video_duration_seconds,
+            created_at=generation.created_at,
+            updated_at=generation.updated_at,
+            started_at=generation.started_at,
+            finished_at=generation.finished_at,
             video_url=video_url,
             poster_url=poster_url,
             urls_expire_at=urls_expire_at,
         )
 
 
-class GenerationPage(BaseModel):
-    items: list[GenerationPublic]
-    next_cursor: str | None = None
-
-
 # ---------------------------------------------------------------------------------------------
 # Social: videos, feeds, likes, comments, follows, profiles
 
-Title = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=120),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
-]
+Title = Annotated[str, StringConstraints(min_length=1, max_length=120), AfterValidator(_text)]
 Description = Annotated[
     str, StringConstraints(max_length=2000), AfterValidator(_no_control_characters)
 ]
 CommentBody = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=2000),
-    AfterValidator(_not_blank),
-    AfterValidator(_no_control_characters),
+    str, StringConstraints(min_length=1, max_length=2000), AfterValidator(_text)
 ]
 
 
@@ -595,11 +583,6 @@ class VideoPublic(BaseModel):
     urls_expire_at: datetime | None = None
 
 
-class VideoPage(BaseModel):
-    items: list[VideoPublic]
-    next_cursor: str | None = None
-
-
 class LikeState(BaseModel):
     video_id: uuid.UUID
     liked: bool
@@ -627,11 +610,6 @@ class CommentPublic(BaseModel):
     edited_at: datetime | None
 
 
-class CommentPage(BaseModel):
-    items: list[CommentPublic]
-    next_cursor: str | None = None
-
-
 class FollowState(BaseModel):
     username: str
     following: bool
@@ -642,11 +620,6 @@ class FollowUser(BaseModel):
     id: uuid.UUID
     username: str
     followed_at: datetime
-
-
-class FollowPage(BaseModel):
-    items: list[FollowUser]
-    next_cursor: str | None = None
 
 
 class ProfileCounts(BaseModel):
@@ -662,14 +635,8 @@ class Profile(ProfileCounts):
     username: str
     created_at: datetime
     followed_by_me: bool
-    videos: VideoPage
+    videos: Page[VideoPublic]
 
 
 class Me(UserPublic, ProfileCounts):
     """GET /me: the signed-in user (with the email, theirs to see) and their counts."""
-
-
-class ErrorBody(BaseModel):
-    """Every error but 422: `{"detail": "message"}`."""
-
-    detail: str

@@ -1,4 +1,4 @@
-"""The outbox: every job row gets its VideoGeneration, even if the api died in between.
+"""The outbox: every generation row gets its VideoGeneration, even if the api died in between.
 
 POST /generate commits the row (resource_created=false) before it creates the resource, then
 sets the flag. If the process dies, or the apiserver is unreachable, in between, the row stays
@@ -24,10 +24,12 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from genvid_api import budgets, events, jobs
+from genvid_api import budgets, nats_stream
 from genvid_api.context import AppContext
-from genvid_api.kube import InvalidResource, KubeUnavailable
-from genvid_api.models import TERMINAL_STATUSES, JobStatus, VideoGenerationJob
+from genvid_api.models import Generation
+from genvid_api.queries import generations
+from genvid_api.resources import ApiserverUnavailable, InvalidResource
+from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 
 log = logging.getLogger(__name__)
 
@@ -35,87 +37,104 @@ REJECTED_REASON = "InvalidSpec"
 
 
 async def ensure_resource(
-    ctx: AppContext, job_id: uuid.UUID, *, skip_locked: bool = False
-) -> VideoGenerationJob | None:
-    """Create the job's resource unless done; returns the job as it is afterwards.
+    ctx: AppContext, generation_id: uuid.UUID, *, skip_locked: bool = False
+) -> Generation | None:
+    """Create the generation's resource unless done; returns the generation as it is afterwards.
 
-    A job with `cancel_requested` gets its resource created canceled, or, if the resource
+    A generation with `cancel_requested` gets its resource created canceled, or, if the resource
     already existed (made by an earlier create whose answer was lost), spec.cancel patched.
-    A resource the apiserver refuses as invalid will never be accepted: the job becomes
+    A resource the apiserver refuses as invalid will never be accepted: the generation becomes
     REJECTED (published like an operator transition). Unreachable apiserver: the row stays
     pending for the next pass.
     """
     async with ctx.sessions() as session:
-        job = await jobs.lock(session, job_id, skip_locked=skip_locked)
+        generation = await generations.lock(session, generation_id, skip_locked=skip_locked)
         # Not only QUEUED: an unflagged row the operator has moved on (RUNNING) has a resource
         # (stored by a create whose answer was lost); the create's 409 flags it.
-        if job is None or job.resource_created or job.status in TERMINAL_STATUSES:
-            # Commit, not rollback: ends the transaction without expiring the loaded job.
+        if (
+            generation is None
+            or generation.resource_created
+            or generation.status in TERMINAL_STATUSES
+        ):
+            # Commit, not rollback: ends the transaction without expiring the loaded generation.
             await session.commit()
-            return job
+            return generation
         try:
-            created = await ctx.kube.create(job)
+            created = await ctx.kube.create(generation)
         except InvalidResource as exc:
-            jobs.finish_before_creation(
-                job, JobStatus.REJECTED, REJECTED_REASON, f"The request was rejected: {exc}"
+            generations.finish_before_creation(
+                generation,
+                GenerationStatus.REJECTED,
+                REJECTED_REASON,
+                f"The request was rejected: {exc}",
             )
-            session.add(job)
-            await budgets.release(session, job)  # it never reached a provider
+            session.add(generation)
+            await budgets.release(session, generation)  # it never reached a provider
             await session.commit()
-            log.warning("job %s rejected by the apiserver: %s", job.id, exc)
-            await events.publish_transition(ctx.js, job)
-            return job
-        except KubeUnavailable as exc:
+            log.warning("generation %s rejected by the apiserver: %s", generation.id, exc)
+            await nats_stream.publish_transition(ctx.js, generation)
+            return generation
+        except ApiserverUnavailable as exc:
             await session.commit()  # nothing changed; releases the row lock
-            log.warning("job %s: resource not created yet (%s); the outbox retries", job.id, exc)
-            return job
-        job.resource_created = True
-        if created and job.cancel_requested:
-            job.cancel_delivered_at = datetime.now(UTC)  # created with spec.cancel=true
-        session.add(job)
+            log.warning(
+                "generation %s: resource not created yet (%s); the outbox retries",
+                generation.id,
+                exc,
+            )
+            return generation
+        generation.resource_created = True
+        if created and generation.cancel_requested:
+            generation.cancel_delivered_at = datetime.now(UTC)  # created with spec.cancel=true
+        session.add(generation)
         await session.commit()
-    log.info("job %s: resource %s", job.id, "created" if created else "already existed")
-    if job.cancel_requested and not created:
+    log.info(
+        "generation %s: resource %s", generation.id, "created" if created else "already existed"
+    )
+    if generation.cancel_requested and not created:
         # It may predate the cancel (cancel: false): tell it now.
-        await deliver_cancel(ctx, job.id)
-    return job
+        await deliver_cancel(ctx, generation.id)
+    return generation
 
 
-async def deliver_cancel(ctx: AppContext, job_id: uuid.UUID) -> bool:
-    """Set spec.cancel=true on the job's (created) resource and record it; False if the
+async def deliver_cancel(ctx: AppContext, generation_id: uuid.UUID) -> bool:
+    """Set spec.cancel=true on the generation's (created) resource and record it; False if the
     apiserver could not be reached (the outbox tries again)."""
     try:
-        found = await ctx.kube.request_cancel(job_id)
-    except KubeUnavailable as exc:
-        log.warning("job %s: cancel not delivered yet (%s); the outbox retries", job_id, exc)
+        found = await ctx.kube.request_cancel(generation_id)
+    except ApiserverUnavailable as exc:
+        log.warning(
+            "generation %s: cancel not delivered yet (%s); the outbox retries", generation_id, exc
+        )
         return False
     if not found:
         # Deleted by hand (its Job went with it, by owner reference): nothing to tell, and
         # re-sending on every pass would never change that.
-        log.warning("job %s: its resource is gone; the cancel has nothing to reach", job_id)
+        log.warning(
+            "generation %s: its resource is gone; the cancel has nothing to reach", generation_id
+        )
     async with ctx.sessions() as session:
-        await jobs.mark_cancel_delivered(session, job_id)
+        await generations.mark_cancel_delivered(session, generation_id)
         await session.commit()
     return True
 
 
 async def reconcile_once(ctx: AppContext) -> int:
-    """One pass; returns how many jobs got their resource."""
+    """One pass; returns how many generations got their resource."""
     settings = ctx.settings
     async with ctx.sessions() as session:
-        pending = await jobs.pending_resource_ids(
+        pending = await generations.pending_resource_ids(
             session, settings.outbox_grace_seconds, settings.outbox_batch_size
         )
-        cancels = await jobs.pending_cancel_ids(
+        cancels = await generations.pending_cancel_ids(
             session, settings.outbox_grace_seconds, settings.outbox_batch_size
         )
     done = 0
-    for job_id in pending:
-        job = await ensure_resource(ctx, job_id, skip_locked=True)
-        if job is not None and job.resource_created:
+    for generation_id in pending:
+        generation = await ensure_resource(ctx, generation_id, skip_locked=True)
+        if generation is not None and generation.resource_created:
             done += 1
-    for job_id in cancels:
-        await deliver_cancel(ctx, job_id)
+    for generation_id in cancels:
+        await deliver_cancel(ctx, generation_id)
     if done:
         log.info("outbox: created %d resource(s)", done)
     return done

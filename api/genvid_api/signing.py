@@ -14,6 +14,7 @@ Two modes (settings.signing_mode):
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -98,6 +99,23 @@ class UrlSigner(Protocol):
         ...
 
 
+class _CachedSigner(ABC):
+    """Both signers: URLs from the cache when they are fresh enough, the rest signed at once."""
+
+    def __init__(self, ttl: timedelta) -> None:
+        self._ttl = ttl
+        self._cache = UrlCache(ttl)
+
+    @abstractmethod
+    async def _sign_uncached(self, objects: list[tuple[str, str]]) -> list[SignedUrl]: ...
+
+    async def sign(self, bucket: str, object_name: str) -> SignedUrl:
+        return (await self.sign_many([(bucket, object_name)]))[0]
+
+    async def sign_many(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
+        return await self._cache.through(objects, self._sign_uncached)
+
+
 def _credentials_for(key: rsa.RSAPrivateKey) -> service_account.Credentials:
     pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -119,10 +137,11 @@ def _credentials_for(key: rsa.RSAPrivateKey) -> service_account.Credentials:
     return credentials
 
 
-class LocalSigner:
+class LocalSigner(_CachedSigner):
     """Signs with a key generated in memory; URLs point at `endpoint` (the emulator)."""
 
     def __init__(self, endpoint: str, ttl: timedelta) -> None:
+        super().__init__(ttl)
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._credentials = _credentials_for(self._key)
         self._client = storage.Client(
@@ -131,8 +150,6 @@ class LocalSigner:
             client_options={"api_endpoint": endpoint},
         )
         self._endpoint = endpoint.rstrip("/")
-        self._ttl = ttl
-        self._cache = UrlCache(ttl)
 
     @property
     def public_key(self) -> rsa.RSAPublicKey:
@@ -160,25 +177,18 @@ class LocalSigner:
         other request and SSE stream of the process meanwhile."""
         return await anyio.to_thread.run_sync(self._sign_all, objects)
 
-    async def sign(self, bucket: str, object_name: str) -> SignedUrl:
-        return (await self.sign_many([(bucket, object_name)]))[0]
 
-    async def sign_many(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
-        return await self._cache.through(objects, self._sign_uncached)
-
-
-class IamSigner:
+class IamSigner(_CachedSigner):
     """Signs through IAM signBlob with the workload's own (or a configured) service account."""
 
     def __init__(self, ttl: timedelta, service_account_email: str | None) -> None:
+        super().__init__(ttl)
         credentials, project = google.auth.default(scopes=_SCOPES)
         self._credentials: google.auth.credentials.Credentials = credentials
         self._client = storage.Client(project=project, credentials=credentials)
         self._email = service_account_email
-        self._ttl = ttl
         self._lock = threading.Lock()
         self._limiter = anyio.CapacityLimiter(IAM_CONCURRENCY)
-        self._cache = UrlCache(ttl)
 
     def _token_and_email(self) -> tuple[str, str]:
         with self._lock:
@@ -201,12 +211,6 @@ class IamSigner:
             access_token=token,
         )
         return SignedUrl(url=url, expires_at=expires_at)
-
-    async def sign(self, bucket: str, object_name: str) -> SignedUrl:
-        return (await self.sign_many([(bucket, object_name)]))[0]
-
-    async def sign_many(self, objects: Sequence[tuple[str, str]]) -> list[SignedUrl]:
-        return await self._cache.through(objects, self._sign_uncached)
 
     async def _sign_uncached(self, objects: list[tuple[str, str]]) -> list[SignedUrl]:
         """signBlob has no batch form: one HTTP call per URL, made concurrently (at most

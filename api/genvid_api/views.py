@@ -1,66 +1,93 @@
-"""What clients see of a job (its public model, its SSE payload) and of published videos, with
-fresh signed URLs."""
+"""What clients see of a generation (its public model, its SSE payload) and of published
+videos: never storage coordinates, always URLs signed for this response (one signer call each).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from genvid_api.config import Settings
-from genvid_api.models import (
-    Author,
-    GenerationPublic,
-    JobStatus,
-    VideoGenerationJob,
-    VideoPublic,
-)
-from genvid_api.signing import SignedUrl, UrlSigner
-from genvid_api.videos import FeedRow
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from genvid_api.context import AppContext
+from genvid_api.models import Author, Generation, GenerationPublic, Page, VideoPublic
+from genvid_api.queries.videos import FeedRow
+from genvid_contracts.status import GenerationStatus
 
 
-async def _sign_pair(
-    signer: UrlSigner, bucket: str, video: str | None, poster: str | None
-) -> tuple[SignedUrl | None, SignedUrl | None]:
-    """Both URLs in one signer call (one worker-thread hop locally)."""
-    names = [name for name in (video, poster) if name]
-    signed = iter(await signer.sign_many([(bucket, name) for name in names]))
-    return (next(signed) if video else None), (next(signed) if poster else None)
+@dataclass(frozen=True)
+class _Objects:
+    """What to sign for one item: the preview and its poster, when it has them."""
+
+    bucket: str | None
+    video: str | None = None
+    poster: str | None = None
 
 
-async def present_job(
-    job: VideoGenerationJob, signer: UrlSigner, settings: Settings
-) -> GenerationPublic:
-    """The public view; a SUCCEEDED job gets URLs signed now, valid for a short while."""
-    return (await present_many([job], signer, settings))[0]
+@dataclass(frozen=True)
+class _Urls:
+    video_url: str | None = None
+    poster_url: str | None = None
+    urls_expire_at: datetime | None = None
 
 
-async def present_many(
-    rows: Sequence[VideoGenerationJob], signer: UrlSigner, settings: Settings
-) -> list[GenerationPublic]:
-    """Public views of jobs, their URLs signed in one signer call."""
-    wanted: list[tuple[str, str]] = []
-    for job in rows:
-        if job.status == JobStatus.SUCCEEDED and job.object_name:
-            bucket = job.bucket or settings.bucket
-            wanted.extend((bucket, name) for name in (job.object_name, job.poster_object) if name)
-    signed = iter(await signer.sign_many(wanted))
-    items = []
-    for job in rows:
-        if job.status != JobStatus.SUCCEEDED or not job.object_name:
-            items.append(GenerationPublic.from_job(job))
-            continue
-        video = next(signed)
-        poster = next(signed) if job.poster_object else None
-        items.append(
-            GenerationPublic.from_job(
-                job,
-                video_url=video.url,
+async def _sign(ctx: AppContext, items: Sequence[_Objects]) -> list[_Urls]:
+    """The URLs of every item, signed in one signer call (one worker-thread hop locally)."""
+    wanted = [
+        (item.bucket or ctx.settings.bucket, name)
+        for item in items
+        for name in (item.video, item.poster)
+        if name
+    ]
+    signed = iter(await ctx.signer.sign_many(wanted))
+    urls = []
+    for item in items:
+        video = next(signed) if item.video else None
+        poster = next(signed) if item.poster else None
+        expires = video or poster
+        urls.append(
+            _Urls(
+                video_url=video.url if video else None,
                 poster_url=poster.url if poster else None,
-                urls_expire_at=video.expires_at,
+                urls_expire_at=expires.expires_at if expires else None,
             )
         )
-    return items
+    return urls
+
+
+def _generation_objects(status: object, bucket: Any, video: Any, poster: Any) -> _Objects:
+    """Only a SUCCEEDED generation with a preview has anything to show."""
+    if status != GenerationStatus.SUCCEEDED or not video:
+        return _Objects(bucket=None)
+    return _Objects(bucket=bucket, video=str(video), poster=str(poster) if poster else None)
+
+
+async def present_generations(
+    ctx: AppContext, rows: Sequence[Generation]
+) -> list[GenerationPublic]:
+    """Public views of generations; SUCCEEDED ones get URLs signed now, valid for a while."""
+    objects = [
+        _generation_objects(row.status, row.bucket, row.object_name, row.poster_object)
+        for row in rows
+    ]
+    urls = await _sign(ctx, objects)
+    return [
+        GenerationPublic.from_row(
+            row,
+            video_url=url.video_url,
+            poster_url=url.poster_url,
+            urls_expire_at=url.urls_expire_at,
+        )
+        for row, url in zip(rows, urls, strict=True)
+    ]
+
+
+async def present_generation(ctx: AppContext, row: Generation) -> GenerationPublic:
+    [generation] = await present_generations(ctx, [row])
+    return generation
 
 
 EVENT_FIELDS = (
@@ -69,54 +96,56 @@ EVENT_FIELDS = (
 )  # fmt: skip
 
 
-async def event_payload(
-    body: dict[str, Any], signer: UrlSigner, settings: Settings
-) -> dict[str, Any]:
+async def event_payload(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]:
     """An operator message as clients get it: no storage coordinates, signed URLs instead."""
     payload = {key: body.get(key) for key in EVENT_FIELDS}
-    if body.get("status") == JobStatus.SUCCEEDED and body.get("object_name"):
-        video, poster = await _sign_pair(
-            signer,
-            str(body.get("bucket") or settings.bucket),
-            str(body["object_name"]),
-            str(body["poster_object"]) if body.get("poster_object") else None,
-        )
-        payload["video_url"] = video.url if video else None
-        payload["poster_url"] = poster.url if poster else None
-        payload["urls_expire_at"] = video.expires_at.isoformat() if video else None
+    objects = _generation_objects(
+        body.get("status"), body.get("bucket"), body.get("object_name"), body.get("poster_object")
+    )
+    if objects.video:
+        [urls] = await _sign(ctx, [objects])
+        payload["video_url"] = urls.video_url
+        payload["poster_url"] = urls.poster_url
+        payload["urls_expire_at"] = urls.urls_expire_at.isoformat() if urls.urls_expire_at else None
     return payload
 
 
 async def present_videos(
-    rows: Sequence[FeedRow], viewer_id: uuid.UUID, signer: UrlSigner, settings: Settings
+    ctx: AppContext, rows: Sequence[FeedRow], viewer_id: uuid.UUID
 ) -> list[VideoPublic]:
     """Listing items with URLs signed now: one signer call for the whole page."""
-    wanted: list[tuple[str, str]] = []
-    for row in rows:
-        bucket = row.bucket or settings.bucket
-        wanted.extend((bucket, name) for name in (row.object_name, row.poster_object) if name)
-    signed = iter(await signer.sign_many(wanted))
-    items = []
-    for row in rows:
-        video = next(signed) if row.object_name else None
-        poster = next(signed) if row.poster_object else None
-        expires = video or poster
-        items.append(
-            VideoPublic(
-                id=row.id,
-                author=Author(id=row.user_id, username=row.username),
-                title=row.title,
-                description=row.description,
-                published_at=row.published_at,
-                like_count=row.like_count,
-                comment_count=row.comment_count,
-                liked_by_me=row.liked_by_me,
-                aspect_ratio=row.aspect_ratio,
-                duration_seconds=row.duration_seconds,
-                generation_id=row.generation_id if row.user_id == viewer_id else None,
-                video_url=video.url if video else None,
-                poster_url=poster.url if poster else None,
-                urls_expire_at=expires.expires_at if expires else None,
-            )
+    objects = [_Objects(row.bucket, row.object_name, row.poster_object) for row in rows]
+    urls = await _sign(ctx, objects)
+    return [
+        VideoPublic(
+            id=row.id,
+            author=Author(id=row.user_id, username=row.username),
+            title=row.title,
+            description=row.description,
+            published_at=row.published_at,
+            like_count=row.like_count,
+            comment_count=row.comment_count,
+            liked_by_me=row.liked_by_me,
+            aspect_ratio=row.aspect_ratio,
+            duration_seconds=row.duration_seconds,
+            generation_id=row.generation_id if row.user_id == viewer_id else None,
+            video_url=url.video_url,
+            poster_url=url.poster_url,
+            urls_expire_at=url.urls_expire_at,
         )
-    return items
+        for row, url in zip(rows, urls, strict=True)
+    ]
+
+
+async def video_page(
+    ctx: AppContext,
+    session: AsyncSession,
+    viewer_id: uuid.UUID,
+    found: tuple[list[FeedRow], str | None],
+) -> Page[VideoPublic]:
+    """A listing query's rows as a page; the session's connection goes back to the pool
+    before the (slower) signing."""
+    rows, next_cursor = found
+    await session.commit()
+    items = await present_videos(ctx, rows, viewer_id)
+    return Page[VideoPublic](items=items, next_cursor=next_cursor)

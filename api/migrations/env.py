@@ -1,30 +1,30 @@
-"""Alembic environment: async (asyncpg), URL from the environment, metadata from the models."""
+"""Alembic environment: async (asyncpg), URL from `-x url=` or the api's `DatabaseSettings`,
+metadata from the models."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 
 from alembic import context
+from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import genvid_api.models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from genvid_api.config import asyncpg_url
+from genvid_api.config import DatabaseSettings, asyncpg_url
 
 target_metadata = SQLModel.metadata
 
 
 def _database_url() -> str:
-    url = (
-        context.get_x_argument(as_dictionary=True).get("url")
-        or os.environ.get("GENVID_DATABASE_URL")
-        or os.environ.get("DATABASE_URL")
-    )
-    if not url:
-        raise RuntimeError("set GENVID_DATABASE_URL or DATABASE_URL (or pass -x url=...)")
-    return asyncpg_url(url)
+    url = context.get_x_argument(as_dictionary=True).get("url")
+    if url:
+        return asyncpg_url(url)
+    try:
+        return DatabaseSettings().async_database_url  # type: ignore[call-arg]  # from the env
+    except ValidationError:
+        raise RuntimeError("set GENVID_DATABASE_URL or DATABASE_URL (or pass -x url=...)") from None
 
 
 def _run(connection: Connection) -> None:

@@ -1,6 +1,8 @@
-"""genvid_contracts: what the api and the operator must agree on, defined once.
+"""genvid_contracts: what the components must agree on, defined once.
 
-The VideoGeneration resource's coordinates and the NATS JetStream stream and messages through
-which the operator tells the api about transitions. Both deployables import it; the worker
-does not (it is independent of both).
+The status vocabulary (`status`), the VideoGeneration resource's coordinates and types
+(`resource`), the NATS JetStream stream and messages through which the operator tells the api
+about transitions (`events`), and what the worker reports to the operator (`worker`). The api
+and the operator import any of it; the worker only `worker`, which imports nothing but the
+standard library.
 """

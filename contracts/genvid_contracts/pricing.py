@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from decimal import ROUND_CEILING, Decimal
 
 from genvid_contracts.status import GenerationStatus
+from genvid_contracts.worker import DEFAULT_MODEL
 
 DEFAULT_PRICES_USD_PER_SECOND: Mapping[str, Decimal] = {
     "veo-2.0-generate-001": Decimal("0.50"),
     "veo-3.0-generate-001": Decimal("0.40"),
-    "veo-3.0-fast-generate-001": Decimal("0.15"),
+    DEFAULT_MODEL: Decimal("0.15"),
     "veo-3.1-generate-preview": Decimal("0.40"),
     "veo-3.1-fast-generate-preview": Decimal("0.15"),
 }

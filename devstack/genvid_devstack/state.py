@@ -22,12 +22,6 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("GENVID_STATE_DIR", REPO_ROOT / ".genvid")).resolve()
 
 
-def cache_dir() -> Path:
-    """Outside the clone, so a fresh clone on the same machine reuses the Go-built binaries."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genvid"
-    return Path(os.environ.get("GENVID_CACHE", default))
-
-
 @dataclass
 class State:
     root: Path

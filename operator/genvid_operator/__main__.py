@@ -1,7 +1,9 @@
 """`python -m genvid_operator`: run the operator for the configured namespace.
 
-One active operator per cluster (the Deployment uses strategy Recreate), so kopf peering is
-off; the liveness endpoint serves the kubelet's probe.
+The settings are read here, once: they pick the namespace, size the resync timer when the
+handlers are registered, and reach every handler through kopf's memo. One active operator per
+cluster (the Deployment uses strategy Recreate), so kopf peering is off; the liveness endpoint
+serves the kubelet's probe.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 import kopf
 from prometheus_client import start_http_server
 
-from genvid_operator import handlers  # noqa: F401  (registers the handlers)
+from genvid_operator import handlers
 from genvid_operator.config import Settings
 
 
@@ -23,6 +25,8 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args()
     settings = Settings()
+    registry = kopf.OperatorRegistry()
+    handlers.register(registry, settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     kopf.configure(verbose=args.verbose)
@@ -31,6 +35,8 @@ def main() -> None:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     asyncio.run(
         kopf.operator(
+            registry=registry,
+            memo=kopf.Memo(settings=settings),
             namespaces=[settings.namespace],
             standalone=True,
             liveness_endpoint=args.liveness,

@@ -1,7 +1,10 @@
-"""Operator settings, from the environment (GENVID_* plus the shared DATABASE_URL and NATS_URL).
+"""Operator settings, read once at start-up from the environment (pydantic-settings).
 
+Every setting has a `GENVID_`-prefixed variable; the connection settings also accept the plain
+names the local stack and most platforms use (`DATABASE_URL`, `NATS_URL`), as the api's do.
 Prices come from `genvid_contracts.pricing` (the api reserves with the same table), and
-`GENVID_PRICES_USD_PER_SECOND` overrides them in both.
+`GENVID_PRICES_USD_PER_SECOND` overrides them in both. The table in operator/README.md lists
+them all.
 """
 
 from __future__ import annotations
@@ -14,17 +17,20 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 
 
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(f"GENVID_{name}", name)
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
 
     namespace: str = "genvid"
     database_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("GENVID_DATABASE_URL", "DATABASE_URL")
+        default=None,
+        validation_alias=_env("DATABASE_URL"),
+        description="Postgres to mirror transitions into; without it only NATS hears of them.",
     )
-    nats_url: str = Field(
-        default="nats://127.0.0.1:4222",
-        validation_alias=AliasChoices("GENVID_NATS_URL", "NATS_URL"),
-    )
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
 
     # The worker Job.
     worker_image: str = "genvid-worker:latest"

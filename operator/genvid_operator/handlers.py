@@ -1,35 +1,62 @@
-"""kopf handlers: they only route triggers to `reconcile`; the decisions live in `phases`."""
+"""kopf handlers: they only route triggers to `reconcile`; the decisions live in `phases`.
+
+`register` wires them into a registry once the settings are read: the resync timer's interval
+is a setting, and kopf needs it when the handler is registered. The other handlers find the
+settings in kopf's memo, put there by `__main__` (read once per process).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, cast
 
 import kopf
 
-from genvid_contracts.resource import GROUP, PLURAL, VERSION
+from genvid_contracts.resource import GROUP, PLURAL, VERSION, VideoGenerationStatus
+from genvid_contracts.status import TERMINAL_STATUSES
 from genvid_operator import metrics
 from genvid_operator.admission import Admissions
+from genvid_operator.cluster import Cluster, api_client
 from genvid_operator.config import Settings
-from genvid_operator.events import EventPublisher
 from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
-from genvid_operator.kube import Kube, api_client
-from genvid_operator.mirror import JobMirror
-from genvid_operator.phases import TERMINAL
+from genvid_operator.mirror import GenerationMirror
+from genvid_operator.publish import EventPublisher
 from genvid_operator.reconcile import Context, reconcile, unsynced
 
-_RESYNC_SECONDS = Settings().resync_seconds
 log = logging.getLogger(__name__)
 
 
-@kopf.on.login()
+def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
+    kopf.on.login(registry=registry)(login)
+    kopf.on.startup(registry=registry)(startup)
+    kopf.on.cleanup(registry=registry)(cleanup)
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(generation_changed)
+    kopf.on.event(
+        "batch",
+        "v1",
+        "jobs",
+        labels={"app.kubernetes.io/managed-by": MANAGED_BY},
+        registry=registry,
+    )(job_changed)
+    kopf.on.event("", "v1", "pods", labels={GENERATION_LABEL: kopf.PRESENT}, registry=registry)(
+        pod_changed
+    )
+    kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        interval=settings.resync_seconds,
+        when=_unsettled,
+        registry=registry,
+    )(resync)
+
+
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-@kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Idle watch streams can go silent without an error: make them reconnect (kopf #698).
     settings.watching.server_timeout = 120
@@ -41,14 +68,16 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    config = Settings()
+    config: Settings = memo.settings
     # kopf retries a failed startup: close what this attempt opened before it does.
     async with contextlib.AsyncExitStack() as opened:
-        kube = Kube(await api_client())
-        opened.push_async_callback(kube.close)
+        cluster = Cluster(await api_client())
+        opened.push_async_callback(cluster.close)
         events = await EventPublisher.connect(config.nats_url)
         opened.push_async_callback(events.close)
-        mirror = await JobMirror.connect(config.database_url) if config.database_url else None
+        mirror = (
+            await GenerationMirror.connect(config.database_url) if config.database_url else None
+        )
         if mirror is not None:
             opened.push_async_callback(mirror.close)
         admissions = (
@@ -57,7 +86,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             else None
         )
         memo.ctx = Context(
-            settings=config, kube=kube, events=events, mirror=mirror, admissions=admissions
+            settings=config, cluster=cluster, events=events, mirror=mirror, admissions=admissions
         )
         opened.pop_all()
     if admissions is not None:
@@ -79,7 +108,6 @@ async def admission_loop(ctx: Context) -> None:
         await asyncio.sleep(ctx.settings.admission_interval_seconds)
 
 
-@kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     loop: asyncio.Task[None] | None = getattr(memo, "admission_loop", None)
     if loop is not None:
@@ -94,7 +122,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await ctx.events.close()
     if ctx.mirror is not None:
         await ctx.mirror.close()
-    await ctx.kube.close()
+    await ctx.cluster.close()
 
 
 async def _reconcile(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
@@ -105,7 +133,6 @@ async def _reconcile(memo: kopf.Memo, namespace: str, name: str, trigger: str) -
         raise
 
 
-@kopf.on.event(GROUP, VERSION, PLURAL)
 async def generation_changed(
     type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -120,7 +147,6 @@ async def generation_changed(
     await _reconcile(memo, namespace, name, "generation")
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={"app.kubernetes.io/managed-by": MANAGED_BY})
 async def job_changed(
     labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -128,7 +154,6 @@ async def job_changed(
     await _reconcile(memo, namespace, labels[GENERATION_LABEL], "job")
 
 
-@kopf.on.event("", "v1", "pods", labels={GENERATION_LABEL: kopf.PRESENT})
 async def pod_changed(
     labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
@@ -137,10 +162,11 @@ async def pod_changed(
 
 
 def _unsettled(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL or unsynced(dict(status))
+    return status.get("phase") not in TERMINAL_STATUSES or unsynced(
+        cast(VideoGenerationStatus, dict(status))
+    )
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=_RESYNC_SECONDS, when=_unsettled)
 async def resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Level-triggered safety net: a missed event or a failed pass is retried here."""
     assert namespace, "VideoGeneration is namespaced"

@@ -1,9 +1,9 @@
 """The worker Job for a VideoGeneration, built as a plain dict by pure functions.
 
 Retries belong to Kubernetes: the Job's podFailurePolicy fails it at once on the worker's
-permanent-failure exit code and counts every other failure against backoffLimit, and the Job
-controller spaces the retries with its exponential back-off (10 s, 20 s, 40 s, ... capped at
-6 min). The operator only reads the outcome.
+permanent-failure exit code (`genvid_contracts.worker.EXIT_PERMANENT`) and counts every other
+failure against backoffLimit, and the Job controller spaces the retries with its exponential
+back-off (10 s, 20 s, 40 s, ... capped at 6 min). The operator only reads the outcome.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from genvid_contracts.resource import GROUP, KIND, VERSION
+from genvid_contracts.resource import GROUP, KIND, VERSION, VideoGeneration, VideoGenerationSpec
+from genvid_contracts.worker import EXIT_PERMANENT
 from genvid_operator.config import Settings
 
 CONTAINER = "worker"
 GENERATION_LABEL = "genvid.io/generation"
 MANAGED_BY = "genvid-operator"
-
-# The worker's permanent-failure exit code (see genvid_worker); 75 (EX_TEMPFAIL) and anything
-# else counts against backoffLimit.
-EXIT_PERMANENT = 3
 
 
 def job_name(generation: str) -> str:
@@ -49,7 +46,7 @@ def literal(text: str) -> str:
     return text.replace("$", "$$")
 
 
-def worker_args(name: str, spec: dict[str, Any], price: Decimal) -> list[str]:
+def worker_args(name: str, spec: VideoGenerationSpec, price: Decimal) -> list[str]:
     """`--flag=value` throughout: a prompt such as `-glitch` must not read as a flag."""
     options: dict[str, object] = {
         "job_id": name,
@@ -64,7 +61,7 @@ def worker_args(name: str, spec: dict[str, Any], price: Decimal) -> list[str]:
     return [f"--{key}={literal(str(value))}" for key, value in options.items() if value is not None]
 
 
-def build_job(vg: dict[str, Any], settings: Settings, price: Decimal) -> dict[str, Any]:
+def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[str, Any]:
     meta = vg["metadata"]
     name = meta["name"]
     pod_labels = labels(name)

@@ -2,8 +2,9 @@
 
 The row is created by the api; the operator only moves it forward. `event_seq` makes the
 update idempotent and monotonic: replaying an old transition changes nothing, and a row in a
-final state (which the api may also set, for a job whose resource it never created) stays so.
-A final state settles the generation's budget reservation in the same transaction, once.
+final state (which the api may also set, for a generation whose resource it never created)
+stays so. A final state settles the generation's budget reservation in the same transaction,
+once.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ UPDATE video_generation_jobs SET
     bucket = $6, object_name = $7, poster_object = $8, size_bytes = $9,
     video_duration_seconds = $10, cost_usd = $11, started_at = $12, finished_at = $13,
     event_seq = $14, updated_at = now()
-WHERE id = $1 AND event_seq < $14
-  AND status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'REJECTED')
+WHERE id = $1 AND event_seq < $14 AND status <> ALL($15::text[])
 RETURNING status, cost_usd, started_at, reserved_micros
 """
+_TERMINAL = sorted(TERMINAL_STATUSES)
 
 
 def _time(value: str | None) -> dt.datetime | None:
@@ -41,12 +42,12 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-class JobMirror:
+class GenerationMirror:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     @classmethod
-    async def connect(cls, database_url: str) -> JobMirror:
+    async def connect(cls, database_url: str) -> GenerationMirror:
         dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
         return cls(pool)
@@ -74,6 +75,7 @@ class JobMirror:
                 _time(event.get("started_at")),
                 _time(event.get("finished_at")),
                 event["seq"],
+                _TERMINAL,
             )
             if row is not None and row["status"] in TERMINAL_STATUSES:
                 await settle(connection, job_id, row)

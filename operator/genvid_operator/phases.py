@@ -4,12 +4,15 @@
 returns what to do (create or delete the Job) and the status the object should have. Handlers
 gather the inputs and carry out the decision; tests call `decide` without a cluster.
 
-    (new) -> Queued -> Running -> Succeeded | Failed
+    (new) -> QUEUED -> RUNNING -> SUCCEEDED | FAILED
       |        |          |
-      |        +----------+-----> Canceled   (spec.cancel)
-      +-> Rejected                           (unknown model, over the cost limit)
+      |        +----------+-----> CANCELED   (spec.cancel)
+      +-> REJECTED                           (unknown model, over the cost limit)
 
-A Queued generation gets its Job only once admitted under the concurrency caps (`Admission`,
+The phases are `genvid_contracts.status.GenerationStatus`, the vocabulary every component
+speaks; the worker's outcome is read through `genvid_contracts.worker`.
+
+A QUEUED generation gets its Job only once admitted under the concurrency caps (`Admission`,
 decided by `genvid_operator.admission` from Postgres); until then its reason is
 WaitingForCapacity, its `Admitted` condition False and `queuePosition` its place in line.
 """
@@ -17,17 +20,16 @@ WaitingForCapacity, its `Admitted` condition False and `queuePosition` its place
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from genvid_operator.jobspec import CONTAINER, EXIT_PERMANENT, job_name
+from genvid_contracts.resource import Condition, VideoGeneration, VideoGenerationStatus
+from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
+from genvid_contracts.worker import EXIT_PERMANENT, Reason, WorkerResult, read_result
+from genvid_operator.jobspec import CONTAINER, job_name
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = (
-    "Queued", "Running", "Succeeded", "Failed", "Canceled", "Rejected",
-)  # fmt: skip
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELED, REJECTED})
+QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = GenerationStatus
 
 WAITING_FOR_CAPACITY = "WaitingForCapacity"
 _WAITING_MESSAGE = "Waiting for capacity: the concurrency caps are reached."
@@ -35,6 +37,7 @@ _WAITING_MESSAGE = "Waiting for capacity: the concurrency caps are reached."
 # The fields whose change is a transition: it gets the next eventSeq and is mirrored.
 _TRANSITION_FIELDS = ("phase", "reason", "message", "attempts")
 
+# A Kubernetes object (Job, Pod) as the apiserver returns it.
 Json = dict[str, Any]
 
 
@@ -61,7 +64,7 @@ ADMITTED = Admission(admitted=True)
 
 @dataclass(frozen=True)
 class Decision:
-    status: Json | None = None
+    status: VideoGenerationStatus | None = None
     create_job: bool = False
     delete_job: bool = False
 
@@ -72,7 +75,7 @@ def timestamp(now: dt.datetime) -> str:
 
 def _condition(
     type_: str, status: bool, reason: str, message: str, now: str, generation: int
-) -> Json:
+) -> Condition:
     return {
         "type": type_,
         "status": "True" if status else "False",
@@ -84,14 +87,14 @@ def _condition(
 
 
 def _conditions(
-    old: list[Json],
+    old: list[Condition],
     phase: str,
     reason: str,
     message: str,
     now: str,
     generation: int,
     admitted: bool,
-) -> list[Json]:
+) -> list[Condition]:
     """Accepted, Admitted, Running and Finished, each keeping its time unless its status
     changes."""
     admission = ("Admitted", "Capacity was available.") if admitted else (reason or phase, message)
@@ -106,7 +109,9 @@ def _conditions(
         ),
         _condition("Admitted", admitted, *admission, now, generation),
         _condition("Running", phase == RUNNING, reason or phase, message, now, generation),
-        _condition("Finished", phase in TERMINAL, reason or phase, message, now, generation),
+        _condition(
+            "Finished", phase in TERMINAL_STATUSES, reason or phase, message, now, generation
+        ),
     ]
     previous = {c["type"]: c for c in old}
     for condition in desired:
@@ -116,11 +121,19 @@ def _conditions(
     return desired
 
 
-def with_transition(vg: Json, changes: Json, now: dt.datetime) -> Json | None:
-    """The full new status, or None when `changes` would not change anything."""
-    old: Json = vg.get("status") or {}
-    new = {**old, **changes}
-    new = {key: value for key, value in new.items() if value is not None}
+def with_transition(
+    vg: VideoGeneration, changes: Json, now: dt.datetime
+) -> VideoGenerationStatus | None:
+    """The full new status, or None when `changes` would not change anything.
+
+    A None in `changes` unsets that field.
+    """
+    old: VideoGenerationStatus = vg.get("status") or {}
+    merged = {**old, **changes}
+    # The keys are the status' own and `changes` only holds decide's values for them.
+    new = cast(
+        VideoGenerationStatus, {key: value for key, value in merged.items() if value is not None}
+    )
     if not new.get("phase"):
         return None
     generation = int(vg["metadata"].get("generation", 1))
@@ -141,8 +154,8 @@ def with_transition(vg: Json, changes: Json, now: dt.datetime) -> Json | None:
     return new
 
 
-def _same(old: Json, new: Json) -> bool:
-    def essence(status: Json) -> Json:
+def _same(old: VideoGenerationStatus, new: VideoGenerationStatus) -> bool:
+    def essence(status: VideoGenerationStatus) -> Json:
         conditions = [
             {k: v for k, v in c.items() if k != "lastTransitionTime"}
             for c in status.get("conditions", [])
@@ -152,8 +165,8 @@ def _same(old: Json, new: Json) -> bool:
     return essence(old) == essence(new)
 
 
-def worker_result(pod: Json) -> Json:
-    """The worker's JSON termination message, or what the kubelet reported instead."""
+def worker_result(pod: Json) -> WorkerResult:
+    """The worker's termination message, or what the kubelet reported instead."""
     for container in pod.get("status", {}).get("containerStatuses") or []:
         if container.get("name") != CONTAINER:
             continue
@@ -161,19 +174,16 @@ def worker_result(pod: Json) -> Json:
         if not terminated:
             return {}
         message = terminated.get("message") or ""
-        try:
-            parsed = json.loads(message)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, dict):
-            return parsed
+        result = read_result(message)
+        if result is not None:
+            return result
+        # Not the worker's document: it died before writing one (the log's tail stands in).
         return {
             "status": "failed",
             "reason": "WorkerCrashed",
             "message": (message.strip() or terminated.get("reason") or "The worker failed.")[
                 -2000:
             ],
-            "exit_code": terminated.get("exitCode"),
         }
     return {}
 
@@ -224,22 +234,22 @@ def _money(amount: Decimal | str) -> str:
 
 
 def decide(
-    vg: Json,
+    vg: VideoGeneration,
     job: Json | None,
     pods: list[Json],
     limits: Limits,
     now: dt.datetime,
     admission: Admission = ADMITTED,
 ) -> Decision:
-    spec: Json = vg["spec"]
-    status: Json = vg.get("status") or {}
+    spec = vg["spec"]
+    status: VideoGenerationStatus = vg.get("status") or {}
     phase = status.get("phase")
     stamp = timestamp(now)
 
-    def transition(**changes: Any) -> Json | None:
+    def transition(**changes: Any) -> VideoGenerationStatus | None:
         return with_transition(vg, changes, now)
 
-    if phase in TERMINAL:
+    if phase in TERMINAL_STATUSES:
         # A canceled generation's Job may still exist if deleting it failed earlier.
         return Decision(delete_job=phase == CANCELED and job is not None)
 
@@ -397,19 +407,19 @@ def _latest_failure(pods: list[Json]) -> Json | None:
 
 
 def _finished(
-    vg: Json,
+    vg: VideoGeneration,
     job: Json,
     pods: list[Json],
     limits: Limits,
     condition: tuple[str, str],
     attempts: int,
     now: dt.datetime,
-) -> Json | None:
+) -> VideoGenerationStatus | None:
     stamp = timestamp(now)
     kind, job_reason = condition
     if kind == "Complete":
         succeeded = [pod for pod in pods if pod.get("status", {}).get("phase") == "Succeeded"]
-        result = worker_result(succeeded[0]) if succeeded else {}
+        result = worker_result(succeeded[0]) if succeeded else WorkerResult()
         output = {
             "bucket": result.get("bucket"),
             "object": result.get("object"),
@@ -437,13 +447,13 @@ def _finished(
         message = f"The generation did not finish within {limits.active_deadline_seconds} seconds."
     else:
         failed = _latest_failure(pods)
-        result = worker_result(failed) if failed else {}
+        result = worker_result(failed) if failed else WorkerResult()
         reason = result.get("reason") or job_reason or "WorkerFailed"
         message = result.get("message") or "The worker failed."
         if job_reason == "BackoffLimitExceeded":
             message = f"{message} (gave up after {attempts} attempts)"
         cost = _money(result["cost_usd"]) if result.get("cost_usd") is not None else None
-        if reason == "SafetyFiltered":
+        if reason == Reason.SAFETY_FILTERED:
             cost = "0"
     failure: Json = {
         "phase": FAILED,

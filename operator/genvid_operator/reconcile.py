@@ -18,28 +18,32 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
+from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_operator import metrics
 from genvid_operator.admission import Admissions
+from genvid_operator.cluster import Cluster
 from genvid_operator.config import Settings
-from genvid_operator.events import EventPublisher, event_from
 from genvid_operator.jobspec import build_job, price_per_second
-from genvid_operator.kube import Kube
-from genvid_operator.mirror import JobMirror
-from genvid_operator.phases import ADMITTED, QUEUED, RUNNING, TERMINAL, Admission, Limits, decide
+from genvid_operator.mirror import GenerationMirror
+from genvid_operator.phases import ADMITTED, Admission, Limits, decide
+from genvid_operator.publish import EventPublisher, event_from
 
-Json = dict[str, Any]
 log = logging.getLogger(__name__)
 
-# A pass follows at most this many transitions in a row (Queued -> Running -> Succeeded).
+# The phases whose estimated cost counts as spent.
+_CHARGED = frozenset({GenerationStatus.SUCCEEDED, GenerationStatus.FAILED})
+
+# A pass follows at most this many transitions in a row (QUEUED -> RUNNING -> SUCCEEDED).
 _MAX_STEPS = 4
 
 
 @dataclass
 class Context:
     settings: Settings
-    kube: Kube
+    cluster: Cluster
     events: EventPublisher
-    mirror: JobMirror | None
+    mirror: GenerationMirror | None
     # None without a database: no admission control (every generation runs at once).
     admissions: Admissions | None = None
     locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
@@ -82,14 +86,14 @@ async def _kicked(ctx: Context, namespace: str, name: str) -> None:
         )
 
 
-def unsynced(status: Json) -> bool:
+def unsynced(status: VideoGenerationStatus) -> bool:
     return int(status.get("eventSeq") or 0) > int(status.get("syncedSeq") or 0)
 
 
 async def reconcile(ctx: Context, namespace: str, name: str) -> None:
     async with ctx.locks[(namespace, name)]:
         for _ in range(_MAX_STEPS):
-            vg = await ctx.kube.get_generation(namespace, name)
+            vg = await ctx.cluster.get_generation(namespace, name)
             if vg is None:
                 ctx.forget(namespace, name)
                 return
@@ -98,24 +102,24 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
                 return
 
 
-async def _step(ctx: Context, vg: Json) -> bool:
+async def _step(ctx: Context, vg: VideoGeneration) -> bool:
     """Decide and act once; True if the status moved (so another step may follow)."""
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
-    job = await ctx.kube.get_job(namespace, name)
-    pods = await ctx.kube.list_pods(namespace, name) if job is not None else []
+    job = await ctx.cluster.get_job(namespace, name)
+    pods = await ctx.cluster.list_pods(namespace, name) if job is not None else []
     admission = await _admission(ctx, vg, job)
     decision = decide(
         vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC), admission
     )
 
     if decision.delete_job:
-        await ctx.kube.delete_job(namespace, name)
+        await ctx.cluster.delete_job(namespace, name)
     if decision.status is None:
         if decision.create_job:
             await _create_job(ctx, vg)
         return False
-    old = vg.get("status") or {}
-    vg = await ctx.kube.patch_status(namespace, name, old, decision.status)
+    old: VideoGenerationStatus = vg.get("status") or {}
+    vg = await ctx.cluster.patch_status(namespace, name, old, decision.status)
     _observe(vg, old, ctx.settings.prices_usd_per_second)
     if decision.create_job:
         await _create_job(ctx, vg)
@@ -123,10 +127,10 @@ async def _step(ctx: Context, vg: Json) -> bool:
     return True
 
 
-async def _admission(ctx: Context, vg: Json, job: Json | None) -> Admission:
+async def _admission(ctx: Context, vg: VideoGeneration, job: dict[str, Any] | None) -> Admission:
     """Ask Postgres only for a generation that waits for its Job and was never admitted."""
     status = vg.get("status") or {}
-    waits = status.get("phase") in (None, QUEUED) and not status.get("admittedAt")
+    waits = status.get("phase") in (None, GenerationStatus.QUEUED) and not status.get("admittedAt")
     if ctx.admissions is None or job is not None or vg["spec"].get("cancel") or not waits:
         return ADMITTED
     admission, others = await ctx.admissions.check(vg["metadata"]["name"])
@@ -134,28 +138,28 @@ async def _admission(ctx: Context, vg: Json, job: Json | None) -> Admission:
     return admission
 
 
-async def _create_job(ctx: Context, vg: Json) -> None:
+async def _create_job(ctx: Context, vg: VideoGeneration) -> None:
     price = price_per_second(ctx.settings, vg["spec"]["model"])
     assert price is not None, "decide() rejects unknown models"
-    if await ctx.kube.create_job(build_job(vg, ctx.settings, price)):
+    if await ctx.cluster.create_job(build_job(vg, ctx.settings, price)):
         metrics.JOBS_CREATED.inc()
 
 
-async def _sync(ctx: Context, vg: Json) -> Json:
+async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
     """Publish and mirror the current transition if that has not happened yet."""
-    status = vg.get("status") or {}
+    status: VideoGenerationStatus = vg.get("status") or {}
     if not unsynced(status):
         return vg
     event = event_from(vg)
-    # Postgres first: a client that hears of a transition and then reads the job must find it.
+    # Postgres first: a client that hears of a transition and then reads the generation finds it.
     if ctx.mirror is not None and not await ctx.mirror.write(event):
         log.debug("no video_generation_jobs row for %s", event["id"])
     await ctx.events.publish_once(event)
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
-    synced = await ctx.kube.patch_status(
+    synced = await ctx.cluster.patch_status(
         namespace, name, status, {**status, "syncedSeq": status["eventSeq"]}
     )
-    if status.get("phase") in TERMINAL:
+    if status.get("phase") in TERMINAL_STATUSES:
         await ctx.admit()  # its place under the caps is free (settled with the mirror write)
     return synced
 
@@ -167,8 +171,8 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     return (parse(end) - parse(start)).total_seconds()
 
 
-def _observe(vg: Json, old: Json, prices: Mapping[str, object]) -> None:
-    status = vg.get("status") or {}
+def _observe(vg: VideoGeneration, old: VideoGenerationStatus, prices: Mapping[str, object]) -> None:
+    status: VideoGenerationStatus = vg.get("status") or {}
     phase = status.get("phase", "")
     if phase == old.get("phase") and status.get("reason") == old.get("reason"):
         return
@@ -182,16 +186,16 @@ def _observe(vg: Json, old: Json, prices: Mapping[str, object]) -> None:
         status.get("message") or "",
     )
     metrics.TRANSITIONS.labels(phase=phase, reason=status.get("reason") or "").inc()
-    if phase == RUNNING and old.get("phase") == QUEUED:
+    if phase == GenerationStatus.RUNNING and old.get("phase") == GenerationStatus.QUEUED:
         wait = _seconds_between(status.get("queuedAt"), status.get("startedAt"))
         if wait is not None:
             metrics.QUEUE_WAIT.observe(max(wait, 0))
-    if phase in TERMINAL and old.get("phase") not in TERMINAL:
+    if phase in TERMINAL_STATUSES and old.get("phase") not in TERMINAL_STATUSES:
         # Only offered models become labels: a hand-made resource must not add series at will.
         model = vg["spec"]["model"] if vg["spec"]["model"] in prices else "other"
         metrics.FINISHED.labels(phase=phase, model=model).inc()
         took = _seconds_between(status.get("queuedAt"), status.get("finishedAt"))
         if took is not None:
             metrics.GENERATION_DURATION.labels(phase=phase).observe(max(took, 0))
-        if status.get("estimatedCostUSD") and phase in ("Succeeded", "Failed"):
+        if status.get("estimatedCostUSD") and phase in _CHARGED:
             metrics.COST.labels(model=model).inc(float(status["estimatedCostUSD"]))

@@ -1,4 +1,4 @@
-"""`python -m genvid_worker`: see the package docstring for the contract."""
+"""`python -m genvid_worker`: see worker/README.md for the contract."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""The command line: validate the request, run the job, report through the termination log.
+"""The command line: validate the request, run the generation, report through the termination log.
 
 Whatever happens (bad arguments, missing configuration, a provider failure, a bug, SIGTERM)
 the process ends by writing exactly one result document and exiting with the code that
@@ -21,11 +21,11 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from genvid_worker import job, log
+from genvid_contracts.worker import DEFAULT_MODEL, Reason
+from genvid_worker import generation, log
 from genvid_worker.config import Provider, Settings
 from genvid_worker.result import (
     Failed,
-    Reason,
     Result,
     WorkerError,
     encode,
@@ -77,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_request(argv: Sequence[str]) -> job.JobRequest:
+def parse_request(argv: Sequence[str]) -> generation.GenerationRequest:
     """The validated request, or `WorkerError(InvalidRequest)` saying what is wrong."""
     try:
         args = build_parser().parse_args(list(argv))
@@ -92,7 +92,7 @@ def parse_request(argv: Sequence[str]) -> job.JobRequest:
     elif len(prompt) > MAX_PROMPT_CHARS:
         problems.append(f"--prompt must be at most {MAX_PROMPT_CHARS} characters")
     if args.model is not None and not _MODEL.match(args.model):
-        problems.append("--model must be a model id such as veo-3.0-fast-generate-001")
+        problems.append(f"--model must be a model id such as {DEFAULT_MODEL}")
     if not 1 <= args.duration_seconds <= MAX_DURATION_SECONDS:
         problems.append(f"--duration_seconds must be between 1 and {MAX_DURATION_SECONDS}")
     if args.aspect_ratio not in ASPECT_RATIOS:
@@ -105,7 +105,7 @@ def parse_request(argv: Sequence[str]) -> job.JobRequest:
     price = _price(args.price_usd_per_second, problems)
     if problems:
         raise permanent(Reason.INVALID_REQUEST, "invalid arguments: " + "; ".join(problems))
-    return job.JobRequest(
+    return generation.GenerationRequest(
         job_id=args.job_id,
         prompt=prompt,
         model=args.model,
@@ -168,23 +168,25 @@ def sigterm_is_retryable() -> Iterator[None]:
 
 
 def execute(argv: Sequence[str]) -> Result:
-    """Run the job; every outcome, a bug included, becomes a result (never an exception)."""
+    """Run the generation; every outcome, a bug included, becomes a result (never an exception)."""
     try:
         with sigterm_is_retryable():
             request = parse_request(argv)
             log.bind_job(request.job_id)
             settings = load_settings()
-            return job.run(request, settings, now=datetime.now(UTC))
+            return generation.run(request, settings, now=datetime.now(UTC))
     except Interrupted:
-        log.warning("job.interrupted")
+        log.warning("generation.interrupted")
         return Failed(
             Reason.INTERRUPTED, "the worker was stopped (SIGTERM) before finishing", retryable=True
         )
     except WorkerError as exc:
-        log.error("job.failed", reason=str(exc.reason), retryable=exc.retryable, error=exc.message)
+        log.error(
+            "generation.failed", reason=str(exc.reason), retryable=exc.retryable, error=exc.message
+        )
         return exc.to_result()
     except Exception as exc:
-        log.error("job.crashed", exc_info=True)
+        log.error("generation.crashed", exc_info=True)
         # Unknown trouble: let Kubernetes retry (within backoffLimit); Veo work is resumed.
         return Failed(Reason.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}", retryable=True)
 
@@ -202,5 +204,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = execute(arguments)
     write_termination_log(termination_log_path(arguments), result)
     code = exit_code(result)
-    log.info("job.finished", exit_code=code, result=to_document(result))
+    log.info("generation.finished", exit_code=code, result=to_document(result))
     return code

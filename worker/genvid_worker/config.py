@@ -2,7 +2,9 @@
 
 What varies per generation (prompt, model, duration, price...) comes on the command line; what
 varies per deployment (bucket, credentials, endpoints, polling) comes from the environment,
-which the operator fills from a ConfigMap and a Secret. The provider defaults to Veo only
+which the operator fills from a ConfigMap and a Secret. Every setting has a `GENVID_`-prefixed
+variable; those of the storage client and the Vertex AI SDK also accept the libraries' own
+names (as the api and the operator accept `DATABASE_URL`). The provider defaults to Veo only
 where Vertex AI credentials are configured, so a laptop or CI without them renders synthetic
 previews instead of failing.
 """
@@ -11,8 +13,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from genvid_contracts.worker import DEFAULT_MODEL
 
 # Resumable uploads move in multiples of 256 KiB; the writer buffers at most one chunk.
 UPLOAD_CHUNK_MULTIPLE = 256 * 1024
@@ -21,6 +25,10 @@ UPLOAD_CHUNK_MULTIPLE = 256 * 1024
 class Provider(StrEnum):
     VEO = "veo"
     SYNTHETIC = "synthetic"
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(f"GENVID_{name}", name)
 
 
 class Settings(BaseSettings):
@@ -38,7 +46,7 @@ class Settings(BaseSettings):
 
     # Cloud Storage. The emulator host is the client library's own variable.
     storage_emulator_host: str | None = Field(
-        default=None, validation_alias="STORAGE_EMULATOR_HOST"
+        default=None, validation_alias=_env("STORAGE_EMULATOR_HOST")
     )
     storage_project: str | None = Field(
         default=None, description="Project for the storage client; the emulator's by default."
@@ -50,16 +58,18 @@ class Settings(BaseSettings):
     )
 
     # Vertex AI, under the google-genai SDK's own variable names.
-    google_cloud_project: str | None = Field(default=None, validation_alias="GOOGLE_CLOUD_PROJECT")
-    google_cloud_location: str | None = Field(
-        default=None, validation_alias="GOOGLE_CLOUD_LOCATION"
+    google_cloud_project: str | None = Field(
+        default=None, validation_alias=_env("GOOGLE_CLOUD_PROJECT")
     )
-    google_api_key: str | None = Field(default=None, validation_alias="GOOGLE_API_KEY")
+    google_cloud_location: str | None = Field(
+        default=None, validation_alias=_env("GOOGLE_CLOUD_LOCATION")
+    )
+    google_api_key: str | None = Field(default=None, validation_alias=_env("GOOGLE_API_KEY"))
 
     veo_base_url: str | None = Field(
         default=None, description="Another endpoint for the Veo API (the fake server in tests)."
     )
-    veo_model: str = "veo-3.0-fast-generate-001"
+    veo_model: str = DEFAULT_MODEL
     veo_request_timeout_seconds: float = Field(default=60.0, gt=0)
 
     poll_interval_seconds: float = Field(default=10.0, gt=0)

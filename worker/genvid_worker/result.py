@@ -1,9 +1,10 @@
 """The worker's one answer: a result document and the exit code that goes with it.
 
 Pure: nothing here touches the network or the disk, so the contract the operator relies on is
-tested without any server. The operator reads two things from a finished pod: the exit code
-(its Job's podFailurePolicy fails the Job at once on `EXIT_PERMANENT` and retries the rest with
-back-off) and the JSON document in the termination log (what to tell the user, what to bill).
+tested without any server. The operator reads two things from a finished pod, both defined in
+`genvid_contracts.worker`: the exit code (its Job's podFailurePolicy fails the Job at once on
+`EXIT_PERMANENT` and retries the rest with back-off) and the `WorkerResult` document in the
+termination log (what to tell the user, what to bill).
 
 The termination log holds at most 4096 bytes (the kubelet truncates beyond that), so `encode`
 shortens the free-text message rather than let the JSON be cut mid-string.
@@ -14,34 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import StrEnum
-from typing import Any
 
-EXIT_SUCCESS = 0
-EXIT_PERMANENT = 3
-EXIT_RETRYABLE = 75  # EX_TEMPFAIL from sysexits.h
-
-TERMINATION_LOG_MAX_BYTES = 4096
+from genvid_contracts.worker import EXIT_PERMANENT, EXIT_RETRYABLE, EXIT_SUCCESS, WorkerResult
+from genvid_contracts.worker import TERMINATION_LOG_MAX_BYTES as TERMINATION_LOG_MAX_BYTES
+from genvid_contracts.worker import Reason as Reason
 
 CONTENT_TYPE_MP4 = "video/mp4"
 CONTENT_TYPE_JPEG = "image/jpeg"
-
-
-class Reason(StrEnum):
-    """Machine-readable failure reasons; the operator copies them into the condition's reason."""
-
-    INVALID_REQUEST = "InvalidRequest"
-    SAFETY_FILTERED = "SafetyFiltered"
-    PROVIDER_TIMEOUT = "ProviderTimeout"
-    PROVIDER_UNAVAILABLE = "ProviderUnavailable"
-    PROVIDER_ERROR = "ProviderError"
-    RATE_LIMITED = "RateLimited"
-    OPERATION_LOST = "OperationLost"
-    STORAGE_UNAVAILABLE = "StorageUnavailable"
-    STORAGE_ERROR = "StorageError"
-    CONFIGURATION_ERROR = "ConfigurationError"
-    INTERRUPTED = "Interrupted"
-    INTERNAL_ERROR = "InternalError"
 
 
 class WorkerError(Exception):
@@ -107,7 +87,7 @@ def decimal_text(value: Decimal) -> str:
     return format(value, "f")
 
 
-def to_document(result: Result) -> dict[str, Any]:
+def to_document(result: Result) -> WorkerResult:
     if isinstance(result, Succeeded):
         return {
             "status": "succeeded",
@@ -138,7 +118,7 @@ def encode(result: Result, limit: int = TERMINATION_LOG_MAX_BYTES) -> bytes:
     data = _dump(document)
     if len(data) <= limit or "message" not in document:
         return data
-    message: str = document["message"]
+    message = document["message"]
 
     def shortened(chars: int) -> bytes:
         return _dump({**document, "message": message[:chars] + "..."})
@@ -154,5 +134,5 @@ def encode(result: Result, limit: int = TERMINATION_LOG_MAX_BYTES) -> bytes:
     return shortened(low)
 
 
-def _dump(document: dict[str, Any]) -> bytes:
+def _dump(document: WorkerResult) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()

@@ -3,7 +3,7 @@ ranged reads.
 
 Memory stays bounded whatever the video's size: writes go through a resumable upload that
 buffers at most one chunk, copies happen inside Cloud Storage (`rewrite`), and reads fetch
-ranges on demand. Names carry the job id, so a job's objects share one prefix (one IAM
+ranges on demand. Names carry the generation id, so its objects share one prefix (one IAM
 condition, one lifecycle rule), and a timestamp, so a retried pod never overwrites what an
 earlier attempt may already have reported.
 
@@ -30,8 +30,9 @@ from google.cloud import storage  # type: ignore[import-untyped]
 from google.cloud.storage import exceptions as storage_exceptions
 from google.cloud.storage.retry import DEFAULT_RETRY
 
+from genvid_contracts.worker import Reason
 from genvid_worker.config import Settings, storage_project
-from genvid_worker.result import Reason, WorkerError, permanent, retryable
+from genvid_worker.result import WorkerError, permanent, retryable
 
 PREFIX = "previews"
 OPERATION_RECORD = "operation.json"

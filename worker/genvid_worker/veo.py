@@ -1,4 +1,4 @@
-"""The Veo provider: one paid generation per job, written by Veo straight into the bucket.
+"""The Veo provider: one paid operation per generation, written by Veo straight into the bucket.
 
 Through the google-genai SDK in Vertex AI mode (the only mode in which SDK 3.x generates
 videos), with `output_gcs_uri` so the video never passes through the worker: Veo writes it under
@@ -33,13 +33,13 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from genvid_contracts.worker import Reason
 from genvid_worker import log
 from genvid_worker.config import Settings
 from genvid_worker.poster import jpeg_bytes, probe
 from genvid_worker.result import (
     CONTENT_TYPE_JPEG,
     CONTENT_TYPE_MP4,
-    Reason,
     Succeeded,
     WorkerError,
     cost_usd,
@@ -235,7 +235,7 @@ def _call(what: str, call: Callable[[], _T]) -> _T:
 
 @dataclass
 class Veo:
-    """One job's conversation with Veo; `clock` and `sleep` are injectable for tests."""
+    """One generation's conversation with Veo; `clock` and `sleep` are injectable for tests."""
 
     client: genai.Client
     store: Store
@@ -269,7 +269,7 @@ class Veo:
         started_at = self.clock()
         document = operation_record(operation.name, request, output, started_at)
         if not self.store.create_json(self.names.operation_record, document):
-            # Another pod of this job recorded its operation first: follow that one.
+            # Another pod of this generation recorded its operation first: follow that one.
             theirs = self.store.read_json(self.names.operation_record)
             if theirs is not None:
                 log.warning("veo.concurrent_start", ours=operation.name)

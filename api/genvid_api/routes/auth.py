@@ -2,43 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from genvid_api import security, tokens, users
-from genvid_api.deps import SessionDep, SettingsDep, unauthorized
+from genvid_api import security
+from genvid_api.deps import SessionDep, SettingsDep
+from genvid_api.errors import Conflict, Invalid, Unauthorized, responses
 from genvid_api.models import RefreshRequest, TokenPair, UserCreate, UserPublic
+from genvid_api.queries import refresh_tokens, users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
-_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Bad credentials or refresh token"}
-}
+_UNAUTHORIZED = responses((Unauthorized, "Bad credentials or refresh token"))
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
     response_model=UserPublic,
-    responses={
-        409: {"description": "Email or username already taken"},
-        422: {"description": "Invalid email or username, or weak password"},
-    },
+    responses=responses(
+        (Conflict, "Email or username already taken"),
+        (Invalid, "Invalid email or username, or weak password"),
+    ),
 )
 async def register(body: UserCreate, session: SessionDep) -> UserPublic:
     if reason := body.weak_password_reason():
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[{"loc": ["body", "password"], "msg": reason, "type": "weak_password"}],
-        )
+        raise Invalid.field(("body", "password"), reason, "weak_password")
     hashed = await security.hash_password(body.password)
-    try:
-        user = await users.create(session, body, hashed)
-    except users.DuplicateUser as exc:
-        what = "email is already registered" if exc.field == "email" else "username is taken"
-        raise HTTPException(status.HTTP_409_CONFLICT, detail=what) from None
+    user = await users.create(session, body, hashed)
     return UserPublic.model_validate(user)
 
 
@@ -52,10 +45,10 @@ async def login(
     user = await users.get_by_login(session, form.username)
     valid = await security.verify_password(form.password, user.hashed_password if user else None)
     if user is None or not valid or not user.is_active:
-        raise unauthorized("Incorrect username or password", error=None)
+        raise Unauthorized("Incorrect username or password", error=None)
     if security.needs_rehash(user.hashed_password):
         await users.update_password_hash(session, user, await security.hash_password(form.password))
-    return await tokens.issue_pair(session, settings, user.id)
+    return await refresh_tokens.issue_pair(session, settings, user.id)
 
 
 @router.post("/refresh", response_model=TokenPair, responses=_UNAUTHORIZED)
@@ -67,10 +60,7 @@ async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsD
     try:
         claims = security.decode_token(settings, body.refresh_token, security.TokenType.REFRESH)
     except security.InvalidToken:
-        raise unauthorized("Invalid or expired refresh token") from None
+        raise Unauthorized("Invalid or expired refresh token") from None
     if await users.get_active(session, claims.user_id) is None:
-        raise unauthorized("Invalid or expired refresh token")
-    try:
-        return await tokens.rotate(session, settings, claims)
-    except tokens.RefreshRejected as exc:
-        raise unauthorized(f"Refresh token rejected: {exc}") from None
+        raise Unauthorized("Invalid or expired refresh token")
+    return await refresh_tokens.rotate(session, settings, claims)

@@ -1,15 +1,15 @@
-"""Server-sent events: a job's transitions, or all of the caller's, from NATS JetStream.
+"""Server-sent events: a generation's transitions, or all of the caller's, from NATS JetStream.
 
-Each connection has its own ordered consumer (see events.py), so api processes share nothing
-and any of them can serve any client. The SSE `id:` of an event is its JetStream stream
+Each connection has its own ordered consumer (see nats_stream.py), so api processes share
+nothing and any of them can serve any client. The SSE `id:` of an event is its JetStream stream
 sequence: a client that reconnects with `Last-Event-ID: N` (or `?last_event_id=N`) resumes at
 N+1, missing nothing and repeating nothing.
 
-`id: 0` is reserved for a snapshot built from the database, sent by a per-job stream only when
-the job is finished but the stream holds no terminal event for it (expired after seven days,
-or its publication failed). A per-job request for a finished job whose terminal event the client
-already has (`Last-Event-ID` at or past it, or 0) is answered 204 No Content, which tells
-EventSource not to reconnect.
+`id: 0` is reserved for a snapshot built from the database, sent by a per-generation stream
+only when the generation is finished but the stream holds no terminal event for it (expired
+after seven days, or its publication failed). A per-generation request for a finished
+generation whose terminal event the client already has (`Last-Event-ID` at or past it, or 0)
+is answered 204 No Content, which tells EventSource not to reconnect.
 """
 
 from __future__ import annotations
@@ -20,14 +20,18 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from genvid_api import events, jobs
+from genvid_api import nats_stream
 from genvid_api.context import AppContext
-from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser
-from genvid_api.models import TERMINAL_STATUSES, VideoGenerationJob
+from genvid_api.deps import Ctx, CurrentUser
+from genvid_api.errors import AUTH_RESPONSES, Invalid, NotFound, Responses, responses
+from genvid_api.models import Generation
+from genvid_api.queries import generations
 from genvid_api.views import event_payload
+from genvid_contracts.events import job_subject, user_subjects
+from genvid_contracts.status import TERMINAL_STATUSES
 
 router = APIRouter(tags=["events"], responses=AUTH_RESPONSES)
 
@@ -48,14 +52,14 @@ LastEventIdQuery = Annotated[
     ),
 ]
 
-_SSE_RESPONSES: dict[int | str, dict[str, Any]] = {
+_SSE_RESPONSES: Responses = {
     200: {
         "description": "An event stream. Each event: `id:` the stream sequence, `data:` JSON "
         "with id, status, seq, reason, message, attempts, updated_at, cost_usd (and "
         "video_url, poster_url, urls_expire_at once SUCCEEDED). Comment lines are heartbeats.",
         "content": {"text/event-stream": {}},
     },
-    422: {"description": "Last-Event-ID is not a non-negative integer"},
+    **responses((Invalid, "Last-Event-ID is not a non-negative integer")),
 }
 
 
@@ -64,15 +68,10 @@ def _resume_after(header: str | None, query: str | None) -> int | None:
     if raw is None or raw == "":
         return None
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "loc": ["header", "Last-Event-ID"],
-                    "msg": "must be a non-negative integer (an event id)",
-                    "type": "value_error",
-                }
-            ],
+        raise Invalid.field(
+            ("header", "Last-Event-ID"),
+            "must be a non-negative integer (an event id)",
+            "value_error",
         )
     return int(raw)
 
@@ -82,7 +81,7 @@ def _is_terminal(body: dict[str, Any]) -> bool:
 
 
 async def _event(ctx: AppContext, seq: int, body: dict[str, Any]) -> ServerSentEvent:
-    payload = await event_payload(body, ctx.signer, ctx.settings)
+    payload = await event_payload(ctx, body)
     return ServerSentEvent(id=str(seq), data=json.dumps(payload, separators=(",", ":")))
 
 
@@ -104,10 +103,10 @@ def _sse(
 
 
 async def _next_unless(
-    shutdown: anyio.Event, sub: events.Subscription, within: float | None
-) -> events.StreamEvent | None:
+    shutdown: anyio.Event, sub: nats_stream.Subscription, within: float | None
+) -> nats_stream.StreamEvent | None:
     """The subscription's next event, or None on timeout or as soon as shutdown is set."""
-    result: events.StreamEvent | None = None
+    result: nats_stream.StreamEvent | None = None
     async with anyio.create_task_group() as group:
 
         async def receive() -> None:
@@ -124,12 +123,10 @@ async def _next_unless(
     return result
 
 
-async def _load(
-    ctx: AppContext, user_id: uuid.UUID, job_id: uuid.UUID
-) -> VideoGenerationJob | None:
+async def _load(ctx: AppContext, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation | None:
     # A short session of its own: a stream must not hold a database connection.
     async with ctx.sessions() as session:
-        return await jobs.get_owned(session, user_id, job_id)
+        return await generations.get_owned(session, user_id, generation_id)
 
 
 @router.get(
@@ -138,7 +135,7 @@ async def _load(
     responses={
         **_SSE_RESPONSES,
         204: {"description": "Finished, and the client has seen it"},
-        404: {"description": "No such generation (or not yours)"},
+        **responses((NotFound, "No such generation (or not yours)")),
     },
 )
 async def generation_events(
@@ -148,15 +145,15 @@ async def generation_events(
     last_event_id: LastEventIdHeader = None,
     last_event_id_query: LastEventIdQuery = None,
 ) -> Response:
-    """The job's transitions from the first (a late client still sees QUEUED), ending after
-    the terminal one."""
+    """The generation's transitions from the first (a late client still sees QUEUED), ending
+    after the terminal one."""
     resume = _resume_after(last_event_id, last_event_id_query)
-    job = await _load(ctx, user.id, generation_id)
-    if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="Generation not found")
-    subject = events.job_subject(user.id, job.id)
-    last = await events.last_event(ctx.js, subject)
-    finished = job.status in TERMINAL_STATUSES
+    generation = await _load(ctx, user.id, generation_id)
+    if generation is None:
+        raise NotFound("Generation")
+    subject = job_subject(user.id, generation.id)
+    last = await nats_stream.last_event(ctx.js, subject)
+    finished = generation.status in TERMINAL_STATUSES
     ended_in_stream = last is not None and _is_terminal(last.body)
     # Nothing will follow what the client has: 204 stops EventSource from reconnecting.
     if (ended_in_stream and resume is not None and last is not None and resume >= last.seq) or (
@@ -170,30 +167,32 @@ async def generation_events(
     shutdown = anyio.Event()
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async with events.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+        async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
             if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
-                yield await _event(ctx, SNAPSHOT_ID, events.transition_body(job))
+                yield await _event(ctx, SNAPSHOT_ID, nats_stream.transition_body(generation))
                 return
             while True:
                 event = await _next_unless(shutdown, sub, recheck)
                 if shutdown.is_set():
                     return  # the client reconnects, with Last-Event-ID, to another replica
                 if event is None:
-                    # Quiet for a while: did the job finish without its event reaching us?
-                    current = await _load(ctx, user.id, job.id)
+                    # Quiet for a while: did it finish without its event reaching us?
+                    current = await _load(ctx, user.id, generation.id)
                     if current is None:
                         return
                     if current.status in TERMINAL_STATUSES:
-                        tail = await events.last_event(ctx.js, subject)
+                        tail = await nats_stream.last_event(ctx.js, subject)
                         if tail is None or not _is_terminal(tail.body):
-                            yield await _event(ctx, SNAPSHOT_ID, events.transition_body(current))
+                            yield await _event(
+                                ctx, SNAPSHOT_ID, nats_stream.transition_body(current)
+                            )
                             return
                     continue
                 yield await _event(ctx, event.seq, event.body)
                 if _is_terminal(event.body):
                     return
                 if needs_snapshot and last is not None and event.seq >= last.seq:
-                    yield await _event(ctx, SNAPSHOT_ID, events.transition_body(job))
+                    yield await _event(ctx, SNAPSHOT_ID, nats_stream.transition_body(generation))
                     return
 
     return _sse(ctx, stream(), shutdown)
@@ -206,16 +205,16 @@ async def my_events(
     last_event_id: LastEventIdHeader = None,
     last_event_id_query: LastEventIdQuery = None,
 ) -> Response:
-    """Transitions of all the caller's jobs: new ones only, or everything after
+    """Transitions of all the caller's generations: new ones only, or everything after
     Last-Event-ID. Never ends by itself."""
     resume = _resume_after(last_event_id, last_event_id_query)
-    subject = events.user_subjects(user.id)
+    subject = user_subjects(user.id)
     # "New" means after this request was handled, not after the consumer happens to exist.
-    start_seq = (await events.last_sequence(ctx.js) if resume is None else resume) + 1
+    start_seq = (await nats_stream.last_sequence(ctx.js) if resume is None else resume) + 1
     shutdown = anyio.Event()
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async with events.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+        async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
             while True:
                 event = await _next_unless(shutdown, sub, None)
                 if shutdown.is_set():

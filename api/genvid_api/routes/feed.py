@@ -4,48 +4,34 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from genvid_api import cursors, videos
-from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser, Responses, SessionDep
-from genvid_api.models import VideoPage
-from genvid_api.views import present_videos
+from genvid_api.deps import Ctx, CurrentUser, SessionDep
+from genvid_api.errors import AUTH_RESPONSES, Invalid, responses
+from genvid_api.models import Page, VideoPublic
+from genvid_api.pagination import PageParams
+from genvid_api.queries import videos
+from genvid_api.views import video_page
 
-router = APIRouter(prefix="/feed", tags=["feed"], responses=AUTH_RESPONSES)
+router = APIRouter(
+    prefix="/feed",
+    tags=["feed"],
+    responses={**AUTH_RESPONSES, **responses((Invalid, "Bad limit or cursor"))},
+)
 
-_BAD_PAGE: Responses = {422: {"description": "Bad limit or cursor"}}
 
-
-@router.get("", response_model=VideoPage, responses=_BAD_PAGE)
+@router.get("", response_model=Page[VideoPublic])
 async def public_feed(
-    user: CurrentUser,
-    session: SessionDep,
-    ctx: Ctx,
-    limit: cursors.LimitQuery = None,
-    cursor: cursors.CursorQuery = None,
-) -> VideoPage:
+    user: CurrentUser, page: PageParams, session: SessionDep, ctx: Ctx
+) -> Page[VideoPublic]:
     """Every published video, newest first. Pages continue from `next_cursor` without
     duplicates or gaps while new videos are published (those appear at the top)."""
-    after = cursors.decode_or_422(cursor)
-    rows, next_cursor = await videos.public_feed(
-        session, user.id, limit or ctx.settings.list_limit_default, after
-    )
-    await session.commit()  # give the connection back before signing
-    items = await present_videos(rows, user.id, ctx.signer, ctx.settings)
-    return VideoPage(items=items, next_cursor=next_cursor)
+    found = await videos.public_feed(session, user.id, page)
+    return await video_page(ctx, session, user.id, found)
 
 
-@router.get("/following", response_model=VideoPage, responses=_BAD_PAGE)
+@router.get("/following", response_model=Page[VideoPublic])
 async def following_feed(
-    user: CurrentUser,
-    session: SessionDep,
-    ctx: Ctx,
-    limit: cursors.LimitQuery = None,
-    cursor: cursors.CursorQuery = None,
-) -> VideoPage:
+    user: CurrentUser, page: PageParams, session: SessionDep, ctx: Ctx
+) -> Page[VideoPublic]:
     """Videos of the people I follow, newest first; paginated like `/feed`."""
-    after = cursors.decode_or_422(cursor)
-    rows, next_cursor = await videos.following_feed(
-        session, user.id, limit or ctx.settings.list_limit_default, after
-    )
-    await session.commit()  # give the connection back before signing
-    items = await present_videos(rows, user.id, ctx.signer, ctx.settings)
-    return VideoPage(items=items, next_cursor=next_cursor)
+    found = await videos.following_feed(session, user.id, page)
+    return await video_page(ctx, session, user.id, found)

@@ -4,46 +4,40 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, status
+from fastapi import APIRouter, Header, status
 
-from genvid_api import cursors, guardrails, jobs, outbox
-from genvid_api.deps import AUTH_RESPONSES, Ctx, CurrentUser, SessionDep
-from genvid_api.models import (
-    TERMINAL_STATUSES,
-    GenerationCreate,
-    GenerationPage,
-    GenerationPublic,
-)
-from genvid_api.views import present_job, present_many
+from genvid_api import guardrails, outbox
+from genvid_api.deps import Ctx, CurrentUser, SessionDep
+from genvid_api.errors import AUTH_RESPONSES, Conflict, Invalid, NotFound, responses
+from genvid_api.models import GenerationCreate, GenerationPublic, Page
+from genvid_api.pagination import PageParams
+from genvid_api.queries import generations
+from genvid_api.views import present_generation, present_generations
+from genvid_contracts.status import TERMINAL_STATUSES
 
 router = APIRouter(tags=["generations"], responses=AUTH_RESPONSES)
 
 # Printable ASCII without spaces at the ends; the CRD allows 255 characters.
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$")
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "No such generation (or not yours)"}
-}
-
-
-def _not_found() -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, detail="Generation not found")
+_NOT_FOUND = (NotFound, "No such generation (or not yours)")
 
 
 @router.post(
     "/generate",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=GenerationPublic,
-    responses={
-        422: {
-            "description": "Invalid request (prompt empty, blank, over 2000 characters or with "
-            "control characters; unknown model; bad duration or aspect ratio), or an "
-            "Idempotency-Key already used by this user for a different request"
-        },
-        **guardrails.GENERATE_RESPONSES,
-    },
+    responses=responses(
+        (
+            Invalid,
+            "Invalid request (prompt empty, blank, over 2000 characters or with control "
+            "characters; unknown model; bad duration or aspect ratio), or an Idempotency-Key "
+            "already used by this user for a different request",
+        )
+    )
+    | guardrails.GENERATE_RESPONSES,
 )
 async def generate(
     body: GenerationCreate,
@@ -63,79 +57,62 @@ async def generate(
     settings = ctx.settings
     model = body.model or settings.default_model
     if model not in settings.models:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "loc": ["body", "model"],
-                    "msg": f"unknown model; known models: {', '.join(settings.models)}",
-                    "type": "unknown_model",
-                    "input": model,
-                }
-            ],
+        raise Invalid.field(
+            ("body", "model"),
+            f"unknown model; known models: {', '.join(settings.models)}",
+            "unknown_model",
+            input=model,
         )
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail=[
-                {
-                    "loc": ["header", "Idempotency-Key"],
-                    "msg": "must be 1-255 printable ASCII characters",
-                    "type": "invalid_idempotency_key",
-                }
-            ],
+        raise Invalid.field(
+            ("header", "Idempotency-Key"),
+            "must be 1-255 printable ASCII characters",
+            "invalid_idempotency_key",
         )
-    request = jobs.Request.from_body(body, model)
+    request = body.model_copy(update={"model": model})
     await guardrails.count_request(session, settings, user.id, moment)
-    try:
-        job, _created = await jobs.insert(
-            session, user.id, request, idempotency_key, guardrails.reservation(session, ctx, moment)
-        )
-    except jobs.IdempotencyMismatch:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail="Idempotency-Key was already used with a different request",
-        ) from None
-    # The row is committed: from here on a crash loses nothing (the outbox finishes the job).
-    current = await outbox.ensure_resource(ctx, job.id)
-    return await present_job(current or job, ctx.signer, settings)
+    generation = await generations.insert(
+        session, user.id, request, idempotency_key, guardrails.reservation(session, ctx, moment)
+    )
+    # The row is committed: from here on a crash loses nothing (the outbox creates the resource).
+    current = await outbox.ensure_resource(ctx, generation.id)
+    return await present_generation(ctx, current or generation)
 
 
-@router.get("/generations", response_model=GenerationPage)
+@router.get(
+    "/generations",
+    response_model=Page[GenerationPublic],
+    responses=responses((Invalid, "Bad limit or cursor")),
+)
 async def list_generations(
-    user: CurrentUser,
-    session: SessionDep,
-    ctx: Ctx,
-    limit: Annotated[int | None, Query(ge=1, le=100)] = None,
-    cursor: Annotated[
-        str | None, Query(max_length=200, description="next_cursor of the previous page")
-    ] = None,
-) -> GenerationPage:
+    user: CurrentUser, page: PageParams, session: SessionDep, ctx: Ctx
+) -> Page[GenerationPublic]:
     """The caller's generations, newest first."""
-    rows, next_cursor = await jobs.list_owned(
-        session, user.id, limit or ctx.settings.list_limit_default, cursors.decode_or_422(cursor)
-    )
-    return GenerationPage(
-        items=await present_many(rows, ctx.signer, ctx.settings), next_cursor=next_cursor
-    )
+    rows, next_cursor = await generations.list_owned(session, user.id, page)
+    items = await present_generations(ctx, rows)
+    return Page[GenerationPublic](items=items, next_cursor=next_cursor)
 
 
-@router.get("/generations/{generation_id}", response_model=GenerationPublic, responses=_NOT_FOUND)
+@router.get(
+    "/generations/{generation_id}",
+    response_model=GenerationPublic,
+    responses=responses(_NOT_FOUND),
+)
 async def get_generation(
     generation_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx
 ) -> GenerationPublic:
     """One generation; once SUCCEEDED, with `video_url`/`poster_url` signed for a short while."""
-    job = await jobs.get_owned(session, user.id, generation_id)
-    if job is None:
-        raise _not_found()
-    return await present_job(job, ctx.signer, ctx.settings)
+    generation = await generations.get_owned(session, user.id, generation_id)
+    if generation is None:
+        raise NotFound("Generation")
+    return await present_generation(ctx, generation)
 
 
 @router.post(
     "/generations/{generation_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=GenerationPublic,
-    responses={**_NOT_FOUND, 409: {"description": "The generation already finished"}},
+    responses=responses(_NOT_FOUND, (Conflict, "The generation already finished")),
 )
 async def cancel_generation(
     generation_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx
@@ -143,22 +120,18 @@ async def cancel_generation(
     """Ask for cancellation (one-way). The generation's resource gets spec.cancel=true (if it
     was not created yet, it is created so) and the operator stops it: `status` moves on
     later, published like every transition."""
-    job = await jobs.lock(session, generation_id, user_id=user.id)
-    if job is None:
-        await session.rollback()
-        raise _not_found()
-    if job.status in TERMINAL_STATUSES:
-        await session.commit()  # read-only; keeps the loaded job readable
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"Generation already finished ({job.status})"
-        )
-    jobs.request_cancel(job)
-    session.add(job)
+    generation = await generations.lock(session, generation_id, user_id=user.id)
+    if generation is None:
+        raise NotFound("Generation")
+    if generation.status in TERMINAL_STATUSES:
+        raise Conflict(f"Generation already finished ({generation.status})")
+    generations.request_cancel(generation)
+    session.add(generation)
     await session.commit()  # the request's connection goes back to the pool here
-    if job.resource_created:
-        await outbox.deliver_cancel(ctx, job.id)
+    if generation.resource_created:
+        await outbox.deliver_cancel(ctx, generation.id)
     else:
         # Maybe there, maybe not (a create whose answer was lost may have been stored):
         # create it canceled, or patch the one found.
-        job = await outbox.ensure_resource(ctx, job.id) or job
-    return await present_job(job, ctx.signer, ctx.settings)
+        generation = await outbox.ensure_resource(ctx, generation.id) or generation
+    return await present_generation(ctx, generation)

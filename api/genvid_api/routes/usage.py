@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from genvid_api import budgets
 from genvid_api.budget_models import UsagePublic
-from genvid_api.deps import AUTH_RESPONSES, CurrentUser, SessionDep, SettingsDep
+from genvid_api.deps import CurrentUser, SessionDep, SettingsDep
+from genvid_api.errors import AUTH_RESPONSES
 from genvid_api.guardrails import Now
 
 router = APIRouter(tags=["users"], responses=AUTH_RESPONSES)

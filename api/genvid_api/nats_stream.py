@@ -1,0 +1,210 @@
+"""Generation transitions on NATS JetStream: the stream's configuration, publishing, and
+subscriptions.
+
+The operator publishes every transition of a generation as `genvid_contracts.events` defines it
+(subject `genvid.jobs.<user_id>.<generation_id>`, message id `<generation_id>:<event_seq>`, a
+`TransitionEvent` body). The api publishes the same way for the few transitions it makes itself
+(a generation rejected before its resource could exist).
+
+Every SSE connection reads through its own ordered consumer: ephemeral, in memory on the
+server, no acks, filtered on the connection's subject, and deleted when the connection ends.
+Nothing is shared between connections or api processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from genvid_api.models import Generation
+from genvid_contracts.events import (
+    MSG_ID_HEADER,
+    STREAM_NAME,
+    TransitionEvent,
+    job_subject,
+    msg_id,
+    stream_config,
+)
+
+log = logging.getLogger(__name__)
+
+# An ordered consumer whose client vanished without deleting it is removed by the server.
+CONSUMER_INACTIVE_THRESHOLD_SECONDS = 30.0
+
+
+async def connect(url: str) -> NATS:
+    return await nats.connect(
+        url,
+        name="genvid-api",
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+    )
+
+
+async def ensure_stream(js: JetStreamContext) -> None:
+    """Create GENVID_JOBS if missing; an existing stream is left as it is."""
+    try:
+        await js.stream_info(STREAM_NAME)
+    except nats.js.errors.NotFoundError:
+        try:
+            await js.add_stream(stream_config())
+            log.info("created JetStream stream %s", STREAM_NAME)
+        except nats.js.errors.BadRequestError:
+            # Created concurrently by the operator or another replica with the same config.
+            await js.stream_info(STREAM_NAME)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value else None
+
+
+def transition_body(generation: Generation) -> dict[str, Any]:
+    """A generation's current state in the operator's message format (as parsed from NATS)."""
+    event: TransitionEvent = {
+        "id": str(generation.id),
+        "user_id": str(generation.user_id),
+        "status": generation.status,
+        "seq": generation.event_seq,
+        "reason": generation.reason,
+        "message": generation.message,
+        "attempts": generation.attempts,
+        "updated_at": _iso(generation.updated_at),
+        "started_at": _iso(generation.started_at),
+        "finished_at": _iso(generation.finished_at),
+        "bucket": generation.bucket,
+        "object_name": generation.object_name,
+        "poster_object": generation.poster_object,
+        "size_bytes": generation.size_bytes,
+        "duration_seconds": generation.video_duration_seconds,
+        "cost_usd": None if generation.cost_usd is None else str(generation.cost_usd),
+    }
+    return dict(event)
+
+
+async def publish_transition(js: JetStreamContext, generation: Generation) -> None:
+    """Publish a transition the api made itself; failures are logged (the database is truth)."""
+    try:
+        await js.publish(
+            job_subject(generation.user_id, generation.id),
+            json.dumps(transition_body(generation)).encode(),
+            stream=STREAM_NAME,
+            headers={MSG_ID_HEADER: msg_id(generation.id, generation.event_seq)},
+        )
+    except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+        log.warning("could not publish transition of generation %s: %r", generation.id, exc)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One message of the stream: its stream sequence (the SSE id) and its decoded body."""
+
+    seq: int
+    body: dict[str, Any]
+
+
+async def last_sequence(js: JetStreamContext) -> int:
+    """The stream's newest sequence: "from now on" as a position, fixed before subscribing."""
+    info = await js.stream_info(STREAM_NAME)
+    return int(info.state.last_seq)
+
+
+def _decode(data: bytes | None) -> dict[str, Any] | None:
+    try:
+        body = json.loads(data or b"")
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def last_event(js: JetStreamContext, subject: str) -> StreamEvent | None:
+    """The newest message on a subject, or None if the stream holds none."""
+    try:
+        raw = await js.get_last_msg(STREAM_NAME, subject)
+    except nats.js.errors.NotFoundError:
+        return None
+    body = _decode(raw.data)
+    if raw.seq is None or body is None:
+        return None
+    return StreamEvent(seq=raw.seq, body=body)
+
+
+class Subscription:
+    """The messages of one ordered consumer, in stream order."""
+
+    def __init__(self, sub: JetStreamContext.PushSubscription) -> None:
+        self._sub = sub
+
+    async def next(self, within: float | None = None) -> StreamEvent | None:
+        """The next message, or None if none came within `within` seconds."""
+        while True:
+            try:
+                msg = await self._sub.next_msg(timeout=within)
+            except nats.errors.TimeoutError:
+                return None
+            body = _decode(msg.data)
+            if body is not None:
+                return StreamEvent(seq=msg.metadata.sequence.stream, body=body)
+            log.warning("skipping undecodable message on %s", msg.subject)
+
+
+@contextlib.asynccontextmanager
+async def subscribe(
+    js: JetStreamContext,
+    subject: str,
+    *,
+    start_seq: int | None,
+    idle_heartbeat: float = 5.0,
+) -> AsyncIterator[Subscription]:
+    """An ordered consumer on `subject` from stream sequence `start_seq` (None: the whole
+    retained history), deleted from the server on exit.
+
+    The clean-up is shielded: it runs to the end even when the SSE response is being
+    cancelled (client gone, server shutting down).
+    """
+    config = ConsumerConfig()
+    if start_seq is not None:
+        policy = DeliverPolicy.BY_START_SEQUENCE
+        config.opt_start_seq = start_seq
+    else:
+        policy = DeliverPolicy.ALL
+    sub = await js.subscribe(
+        subject,
+        stream=STREAM_NAME,
+        ordered_consumer=True,
+        idle_heartbeat=idle_heartbeat,
+        deliver_policy=policy,
+        config=config,
+        inactive_threshold=CONSUMER_INACTIVE_THRESHOLD_SECONDS,
+    )
+    try:
+        yield Subscription(sub)
+    finally:
+        with anyio.move_on_after(5, shield=True):
+            await _close(js, sub)
+
+
+async def _close(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
+    # The consumer's name can change when the ordered consumer resets itself.
+    consumer = sub._consumer
+    with contextlib.suppress(Exception):
+        await sub.unsubscribe()
+    try:
+        await js.delete_consumer(STREAM_NAME, consumer)
+    except nats.js.errors.NotFoundError:
+        pass
+    except Exception as exc:
+        # Without interest it goes after CONSUMER_INACTIVE_THRESHOLD_SECONDS anyway.
+        log.info("could not delete consumer %s: %r", consumer, exc)

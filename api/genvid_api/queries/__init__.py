@@ -1,0 +1,1 @@
+"""Queries, one module per table: the only code that speaks SQL."""

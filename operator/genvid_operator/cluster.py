@@ -1,0 +1,105 @@
+"""The few apiserver calls the operator makes: read and patch VideoGenerations, create, read
+and delete their Jobs, list their pods. Plain dicts come back, as `phases.decide` takes them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from genvid_contracts.resource import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    VideoGeneration,
+    VideoGenerationStatus,
+)
+from genvid_operator.jobspec import GENERATION_LABEL, job_name
+
+Json = dict[str, Any]
+_MERGE_PATCH = "application/merge-patch+json"
+
+
+async def api_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        await config.load_kube_config()
+    return client.ApiClient()
+
+
+class Cluster:
+    def __init__(self, api: client.ApiClient) -> None:
+        self._api = api
+        self._custom = client.CustomObjectsApi(api)
+        self._batch = client.BatchV1Api(api)
+        self._core = client.CoreV1Api(api)
+
+    def _plain(self, obj: Any) -> Json:
+        plain: Json = self._api.sanitize_for_serialization(obj)
+        return plain
+
+    async def get_generation(self, namespace: str, name: str) -> VideoGeneration | None:
+        try:
+            obj: VideoGeneration = await self._custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return obj
+
+    async def patch_status(
+        self,
+        namespace: str,
+        name: str,
+        old: VideoGenerationStatus,
+        new: VideoGenerationStatus,
+    ) -> VideoGeneration:
+        """Merge-patch the status subresource to `new`, nulling keys that `new` dropped."""
+        body = {"status": {**{key: None for key in old if key not in new}, **new}}
+        obj: VideoGeneration = await self._custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, body, _content_type=_MERGE_PATCH
+        )
+        return obj
+
+    async def get_job(self, namespace: str, generation: str) -> Json | None:
+        try:
+            job = await self._batch.read_namespaced_job(job_name(generation), namespace)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
+        return self._plain(job)
+
+    async def create_job(self, body: Json) -> bool:
+        """Create the Job; False if it already exists (a retried or restarted reconcile)."""
+        try:
+            await self._batch.create_namespaced_job(body["metadata"]["namespace"], body)
+        except ApiException as error:
+            if error.status == 409:
+                return False
+            raise
+        return True
+
+    async def delete_job(self, namespace: str, generation: str) -> None:
+        """Delete the Job and, in the background, its pods: the kubelet kills the worker."""
+        try:
+            await self._batch.delete_namespaced_job(
+                job_name(generation), namespace, propagation_policy="Background"
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
+    async def list_pods(self, namespace: str, generation: str) -> list[Json]:
+        pods = await self._core.list_namespaced_pod(
+            namespace, label_selector=f"{GENERATION_LABEL}={generation}"
+        )
+        return [self._plain(pod) for pod in pods.items]
+
+    async def close(self) -> None:
+        await self._api.close()

@@ -1,0 +1,388 @@
+"""The generation pipeline end to end, on the real stack:
+POST /generate -> VideoGeneration -> Job -> worker -> bucket -> Postgres and NATS -> SSE.
+
+The first test drives the stack's own api, operator and synthetic worker (what `make dev`
+runs). The others run their own operator and api on a namespace whose worker talks to the
+fake Veo server through the real google-genai SDK, so each failure mode can be scripted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import signal
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import av
+import pytest
+
+from genvid_devstack import apps
+from genvid_devstack.process import Process
+from genvid_devstack.state import State
+from genvid_devstack.veo import FakeVeo, start_fake_veo
+from support.api import Account, ApiClient, api_http_client
+from support.job_stream import TERMINAL
+from support.jobs import insert_job
+from support.kube import KUBECTL, kubectl, kubectl_json
+from support.polling import eventually
+from support.processes import pid_alive
+from support.sse import SseEvent, SseReader, sse
+
+pytestmark = pytest.mark.stack
+
+EVENT_SECONDS = 120  # a worker retried with backoff may be silent for a while
+
+
+def statuses(events: list[SseEvent]) -> list[str]:
+    return [event.data["status"] for event in events]
+
+
+async def fetch(client: ApiClient, url: str) -> bytes:
+    """An absolute URL (a signed one of the bucket, a metrics endpoint) through the client."""
+    response = await client.http.get(url)
+    assert response.status_code == 200, response.text
+    return response.content
+
+
+async def job_row(database_url: str, generation_id: str) -> asyncpg.Record:
+    connection = await asyncpg.connect(database_url)
+    try:
+        row = await connection.fetchrow(
+            "SELECT * FROM video_generation_jobs WHERE id = $1", uuid.UUID(generation_id)
+        )
+    finally:
+        await connection.close()
+    assert row is not None
+    return row
+
+
+@dataclass
+class Generation:
+    """A new user's generation on a running api, and what the tests ask the api about it."""
+
+    client: ApiClient
+    user: Account
+    id: str
+
+    async def get(self) -> dict[str, Any]:
+        response = await self.client.http.get(f"/generations/{self.id}", headers=self.user.auth)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def cancel(self) -> int:
+        response = await self.client.http.post(
+            f"/generations/{self.id}/cancel", headers=self.user.auth
+        )
+        return response.status_code
+
+    def stream(
+        self, last_event_id: str | None = None
+    ) -> contextlib.AbstractAsyncContextManager[SseReader]:
+        headers = dict(self.user.auth)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        return sse(self.client.http, f"/generations/{self.id}/events", headers)
+
+    async def events(
+        self, *, last_event_id: str | None = None, limit: int | None = None
+    ) -> list[SseEvent]:
+        async with self.stream(last_event_id) as reader:
+            return await until_final(reader, limit)
+
+    async def wait_final(self, seconds: float = 120) -> dict[str, Any]:
+        async def finished() -> dict[str, Any] | None:
+            body = await self.get()
+            return body if body["status"] in TERMINAL else None
+
+        return await eventually(
+            finished, what=f"generation {self.id} to finish", seconds=seconds, interval=0.25
+        )
+
+
+async def generate(client: ApiClient, prompt: str, **body: Any) -> Generation:
+    """POST /generate as a new user; the generation is queued."""
+    user = await client.register("u")
+    response = await client.generate(user, prompt=prompt, **body)
+    assert response.status_code == 202, response.text
+    assert response.json()["status"] == "QUEUED"
+    return Generation(client, user, response.json()["id"])
+
+
+async def until_final(reader: SseReader, limit: int | None = None) -> list[SseEvent]:
+    """Events up to a final status, `limit` events, or the stream's end."""
+    events: list[SseEvent] = []
+    while (event := await reader.next_event(EVENT_SECONDS)) is not None:
+        events.append(event)
+        if event.data.get("status") in TERMINAL or len(events) == limit:
+            break
+    return events
+
+
+async def test_end_to_end_with_the_synthetic_worker(
+    stack_env: dict[str, str], stack_api: ApiClient
+) -> None:
+    generation = await generate(
+        stack_api, "a red fox running through fresh snow", duration_seconds=4
+    )
+
+    seen = await generation.events()
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    ids = [int(event.id or "") for event in seen]
+    assert ids == sorted(set(ids))
+
+    body = await generation.get()
+    assert body["status"] == "SUCCEEDED"
+    video = await fetch(stack_api, body["video_url"])
+    with av.open(io.BytesIO(video)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = sum(1 for _ in container.decode(stream))
+        rate = stream.average_rate or stream.guessed_rate
+        assert rate is not None
+        assert abs(frames / float(rate) - 4.0) <= 1 / float(rate)
+        assert (stream.width, stream.height) == (640, 360)
+    assert (await fetch(stack_api, body["poster_url"]))[:3] == b"\xff\xd8\xff"
+
+    kubeconfig, namespace = stack_env["KUBECONFIG"], stack_env["GENVID_NAMESPACE"]
+    phase = kubectl(
+        kubeconfig, "-n", namespace,
+        "get", "videogenerations", generation.id, "-o", "jsonpath={.status.phase}",
+    ).stdout  # fmt: skip
+    assert phase == "SUCCEEDED"
+    table = kubectl(kubeconfig, "-n", namespace, "get", "vg").stdout
+    assert generation.id in table and "SUCCEEDED" in table
+
+    row = await job_row(stack_env["DATABASE_URL"], generation.id)
+    assert row["status"] == "SUCCEEDED"
+    assert row["size_bytes"] == len(video)
+    assert row["object_name"] in body["video_url"]
+    assert row["object_name"].startswith(f"previews/{generation.id}/preview_")
+    assert row["event_seq"] == 3
+    assert row["attempts"] == 1
+
+
+# --- With Veo (the fake server, through the real SDK) ---------------------------------------
+
+POLL_DEADLINE_SECONDS = 20
+
+
+@dataclass
+class Pipeline:
+    env: dict[str, str]
+    namespace: str
+    state: State
+    api: ApiClient
+    veo: FakeVeo
+    operator: Process
+
+    def restart_operator(self) -> None:
+        self.operator = apps.start_operator(self.state, self.env, self.namespace)
+
+    async def generate(self, words: str, **scenario: Any) -> tuple[Generation, str]:
+        """A generation of a unique prompt, which the fake Veo answers as `scenario` says."""
+        prompt = f"{words} {uuid.uuid4().hex[:6]}"
+        if scenario:
+            self.veo.add_scenario(prompt, **scenario)
+        return await generate(self.api, prompt), prompt
+
+    def kubectl(self, *args: str) -> str:
+        return kubectl(self.env["KUBECONFIG"], "-n", self.namespace, *args).stdout
+
+    def pods(self, generation_id: str) -> list[dict[str, Any]]:
+        listing = kubectl_json(
+            self.env["KUBECONFIG"], "-n", self.namespace,
+            "get", "pods", "-l", f"genvid.io/generation={generation_id}",
+        )  # fmt: skip
+        items: list[dict[str, Any]] = listing["items"]
+        return items
+
+
+@pytest.fixture(scope="module")
+async def pipeline(
+    stack_env: dict[str, str],
+    pipeline_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Pipeline]:
+    state = State(tmp_path_factory.mktemp("pipeline"))
+    state.prepare()
+    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    veo = start_fake_veo(state.logs, stack_env["STORAGE_EMULATOR_HOST"])
+    worker_env = {
+        "GENVID_BUCKET": stack_env["GENVID_BUCKET"],
+        "STORAGE_EMULATOR_HOST": stack_env["STORAGE_EMULATOR_HOST"],
+        "GENVID_PROVIDER": "veo",
+        "GOOGLE_API_KEY": "test-key",
+        "GENVID_VEO_BASE_URL": veo.base_url,
+        "GENVID_POLL_INTERVAL_SECONDS": "0.3",
+        "GENVID_POLL_DEADLINE_SECONDS": str(POLL_DEADLINE_SECONDS),
+    }
+    apps.kubectl_apply(
+        KUBECTL, Path(stack_env["KUBECONFIG"]), apps.namespace_objects(namespace, worker_env)
+    )
+    env = {
+        **stack_env,
+        "DATABASE_URL": pipeline_database,
+        "GENVID_OUTBOX_INTERVAL_SECONDS": "0.5",
+        "GENVID_OUTBOX_GRACE_SECONDS": "1",
+        "GENVID_SSE_HEARTBEAT_SECONDS": "1",
+    }
+    apps.migrate(env)
+    operator = apps.start_operator(state, env, namespace)
+    port = state.port("api")
+    api = apps.start_api(state, env, namespace, port)
+    try:
+        async with api_http_client(f"http://127.0.0.1:{port}") as http:
+            yield Pipeline(env, namespace, state, ApiClient(http=http), veo, operator)
+    finally:
+        api.stop()
+        operator.stop()
+        veo.stop()
+
+
+async def test_veo_success_is_charged_once(pipeline: Pipeline) -> None:
+    generation, prompt = await pipeline.generate("a lighthouse at dusk")
+    assert statuses(await generation.events()) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    body = await generation.get()
+    assert Decimal(body["cost_usd"]) == Decimal("0.6")  # 4 s at the fast model's $0.15
+    assert pipeline.veo.stats(prompt)["operations_started"] == 1
+    with av.open(io.BytesIO(await fetch(pipeline.api, body["video_url"]))) as container:
+        assert container.streams.video[0].codec_context.name == "h264"
+
+
+async def test_veo_429_is_retried_with_backoff_then_succeeds(pipeline: Pipeline) -> None:
+    generation, prompt = await pipeline.generate(
+        "busy afternoon market", reject_first=1, reject_status=429
+    )
+    seen = await generation.events()
+    assert statuses(seen)[0] == "QUEUED"
+    assert statuses(seen)[-1] == "SUCCEEDED"
+    retry = next(e for e in seen if e.data["reason"] == "RateLimited")
+    assert retry.data["status"] == "RUNNING"
+    assert (await generation.get())["attempts"] == 2
+    assert pipeline.veo.stats(prompt)["operations_started"] == 1
+
+
+async def test_safety_filtered_prompt_fails_at_once_with_its_reason(pipeline: Pipeline) -> None:
+    generation, _ = await pipeline.generate(
+        "something the filter blocks", outcome="safety_filtered"
+    )
+    assert statuses(await generation.events()) == ["QUEUED", "RUNNING", "FAILED"]
+    final = await generation.get()
+    assert final["reason"] == "SafetyFiltered"
+    assert "usage guidelines" in final["message"]
+    assert final["attempts"] == 1
+    assert Decimal(final["cost_usd"]) == 0
+    assert final["video_url"] is None
+
+
+async def test_generation_that_never_finishes_fails_at_the_deadline(pipeline: Pipeline) -> None:
+    generation, _ = await pipeline.generate("an endless staircase", outcome="never")
+    final = await generation.wait_final(seconds=POLL_DEADLINE_SECONDS + 90)
+    assert (final["status"], final["reason"]) == ("FAILED", "ProviderTimeout")
+    assert final["attempts"] == 1
+
+
+async def running_worker_pid(pipeline: Pipeline, generation_id: str) -> int:
+    def probe() -> int | None:
+        for pod in pipeline.pods(generation_id):
+            for container in pod.get("status", {}).get("containerStatuses") or []:
+                if "running" in (container.get("state") or {}):
+                    return int(container["containerID"].removeprefix("process://"))
+        return None
+
+    return await eventually(probe, what="a running worker", seconds=90, interval=0.25)
+
+
+async def test_cancel_while_running_kills_the_worker(pipeline: Pipeline) -> None:
+    generation, _ = await pipeline.generate("a slow sunrise", outcome="never")
+    async with generation.stream() as stream:
+        assert statuses(await until_final(stream, limit=2)) == ["QUEUED", "RUNNING"]
+        pid = await running_worker_pid(pipeline, generation.id)
+
+        assert await generation.cancel() == 202
+        assert statuses(await until_final(stream, limit=1)) == ["CANCELED"]
+    await eventually(
+        lambda: not pid_alive(pid), what="the worker process to end", seconds=60, interval=0.25
+    )
+    assert (await generation.get())["status"] == "CANCELED"
+    assert await generation.cancel() == 409
+
+
+async def test_operator_killed_mid_flight_loses_and_repeats_nothing(pipeline: Pipeline) -> None:
+    generation, _ = await pipeline.generate("a paper boat on a river", polls_until_done=15)
+    assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
+
+    pipeline.operator.popen.send_signal(signal.SIGKILL)
+    pipeline.operator.stop()
+    # The worker finishes while no operator is watching.
+    await eventually(
+        lambda: any(p["status"].get("phase") == "Succeeded" for p in pipeline.pods(generation.id)),
+        what="the worker to finish",
+        seconds=90,
+        interval=0.25,
+    )
+    pipeline.restart_operator()
+
+    seen = await generation.events()
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3]
+    jobs = pipeline.kubectl(
+        "get", "jobs", "-l", f"genvid.io/generation={generation.id}", "-o", "name"
+    )
+    assert len(jobs.split()) == 1
+    assert len(pipeline.pods(generation.id)) == 1
+    row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
+    assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+
+
+async def test_sse_resumes_after_last_event_id_without_gaps_or_repeats(
+    pipeline: Pipeline,
+) -> None:
+    generation, _ = await pipeline.generate("a hummingbird", polls_until_done=5)
+    first = await generation.events(limit=1)
+    assert statuses(first) == ["QUEUED"]
+    rest = await generation.events(last_event_id=first[0].id)
+    assert statuses(rest) == ["RUNNING", "SUCCEEDED"]
+    assert all(int(event.id or "") > int(first[0].id or "") for event in rest)
+
+
+async def test_job_inserted_by_an_api_that_crashed_before_creating_it_still_runs(
+    pipeline: Pipeline,
+) -> None:
+    """As if the api died between its INSERT and creating the VideoGeneration."""
+    user = await pipeline.api.register("u")
+    generation = Generation(pipeline.api, user, str(uuid.uuid4()))
+    connection = await asyncpg.connect(pipeline.env["DATABASE_URL"])
+    try:
+        a_minute_ago = datetime.now(UTC) - timedelta(minutes=1)
+        await insert_job(
+            connection, user.user_id, id=uuid.UUID(generation.id), prompt="an orphaned request",
+            created_at=a_minute_ago, updated_at=a_minute_ago,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    final = await generation.wait_final()
+    assert final["status"] == "SUCCEEDED"
+    assert pipeline.kubectl("get", "vg", generation.id, "-o", "name").strip()
+
+
+async def test_operator_exports_transition_metrics(pipeline: Pipeline) -> None:
+    generation, _ = await pipeline.generate("a metered kite")
+    assert (await generation.wait_final())["status"] == "SUCCEEDED"
+    port = pipeline.state.port("operator-metrics")
+    text = (await fetch(pipeline.api, f"http://127.0.0.1:{port}/metrics")).decode()
+    assert 'genvid_generation_transitions_total{phase="SUCCEEDED",reason="Generated"}' in text
+    assert (
+        'genvid_generations_finished_total{model="veo-3.0-fast-generate-001",phase="SUCCEEDED"}'
+        in text
+    )
+    assert "genvid_generation_queue_wait_seconds_count" in text
+    assert "genvid_worker_jobs_created_total" in text
