@@ -7,10 +7,12 @@ Each test gets a database of its own, so the global budget is the test's alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,21 +21,15 @@ import asyncpg
 import httpx
 import pytest
 
-from api_helpers import (
-    ApiClient,
-    api_env,
-    in_process_api,
-    make_settings,
-    scratch_database,
-    start_api_process,
-)
 from genvid_api import budgets
 from genvid_devstack import apps
 from genvid_devstack.state import State
-from pipeline_support import kubectl_json
+from support.api import ApiClient, api_env, api_http_client, in_process_api, make_settings
+from support.api_process import start_api_process
+from support.database import scratch_database
+from support.kube import kubectl_json
 
 pytestmark = pytest.mark.stack
-pytest_plugins = ["api_helpers"]
 
 FAST = "veo-3.0-fast-generate-001"  # $0.15 a second: 4 s reserve $0.60
 ESTIMATE = 600_000
@@ -66,6 +62,35 @@ def owned_resources(stack_env: dict[str, str], namespace: str, user_id: str) -> 
         stack_env["KUBECONFIG"], "-n", namespace, "get", "vg", "-l", f"genvid.io/owner={user_id}"
     )
     return [item["metadata"]["name"] for item in listing["items"]]
+
+
+ApiWith = Callable[..., contextlib.AbstractAsyncContextManager[ApiClient]]
+
+
+@pytest.fixture
+def api_with(stack_env: dict[str, str], database: str, namespace: str) -> ApiWith:
+    """The api in-process on the test's database and namespace: `api_with(GENVID_...=value)`."""
+
+    def start(**overrides: str) -> contextlib.AbstractAsyncContextManager[ApiClient]:
+        return in_process_api(make_settings(stack_env, database, namespace, **overrides))
+
+    return start
+
+
+@dataclass
+class Clock:
+    """The budgets' clock in an app, moved by the test (periods roll over without sleeping)."""
+
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def set_clock(api: ApiClient, now: datetime) -> Clock:
+    clock = Clock(now)
+    api.app.dependency_overrides[budgets.now] = clock
+    return clock
 
 
 def body(**options: Any) -> dict[str, Any]:
@@ -104,13 +129,9 @@ async def assert_exactly_five_of_thirty(
 
 
 async def test_thirty_concurrent_requests_fit_exactly_five_in_the_budget(
-    stack_env: dict[str, str], database: str, namespace: str
+    api_with: ApiWith, stack_env: dict[str, str], database: str, namespace: str
 ) -> None:
-    settings = make_settings(
-        stack_env, database, namespace,
-        GENVID_USER_DAILY_BUDGET_USD="3", GENVID_GENERATE_PER_MINUTE="100",
-    )  # fmt: skip
-    async with in_process_api(settings) as api:
+    async with api_with(GENVID_USER_DAILY_BUDGET_USD="3", GENVID_GENERATE_PER_MINUTE="100") as api:
         account = await api.register()
         responses = await asyncio.gather(
             *(api.http.post("/generate", json=body(), headers=account.auth) for _ in range(30))
@@ -132,10 +153,7 @@ async def test_the_same_race_across_two_api_processes(
     try:
         second = await asyncio.to_thread(start_api_process, env, tmp_path / "api-b.log")
         try:
-            async with (
-                httpx.AsyncClient(base_url=first.url, timeout=60, trust_env=False) as a,
-                httpx.AsyncClient(base_url=second.url, timeout=60, trust_env=False) as b,
-            ):
+            async with api_http_client(first.url) as a, api_http_client(second.url) as b:
                 account = await ApiClient(http=a).register()
                 responses = await asyncio.gather(
                     *(
@@ -152,11 +170,8 @@ async def test_the_same_race_across_two_api_processes(
     )
 
 
-async def test_the_global_budget_holds_across_users(
-    stack_env: dict[str, str], database: str, namespace: str
-) -> None:
-    settings = make_settings(stack_env, database, namespace, GENVID_GLOBAL_DAILY_BUDGET_USD="3")
-    async with in_process_api(settings) as api:
+async def test_the_global_budget_holds_across_users(api_with: ApiWith, database: str) -> None:
+    async with api_with(GENVID_GLOBAL_DAILY_BUDGET_USD="3") as api:
         accounts = [await api.register() for _ in range(3)]
         responses = await asyncio.gather(
             *(
@@ -174,10 +189,9 @@ async def test_the_global_budget_holds_across_users(
 
 
 async def test_an_idempotent_replay_reserves_nothing_twice(
-    stack_env: dict[str, str], database: str, namespace: str
+    api_with: ApiWith, database: str
 ) -> None:
-    settings = make_settings(stack_env, database, namespace, GENVID_USER_DAILY_BUDGET_USD="1")
-    async with in_process_api(settings) as api:
+    async with api_with(GENVID_USER_DAILY_BUDGET_USD="1") as api:
         account = await api.register()
         headers = {**account.auth, "Idempotency-Key": "one-fox"}
         request = body()
@@ -193,13 +207,11 @@ async def test_an_idempotent_replay_reserves_nothing_twice(
 
 
 async def test_a_refused_request_leaves_nothing_behind_and_says_when_it_resets(
-    stack_env: dict[str, str], database: str, namespace: str
+    api_with: ApiWith, stack_env: dict[str, str], database: str, namespace: str
 ) -> None:
-    settings = make_settings(stack_env, database, namespace, GENVID_USER_DAILY_BUDGET_USD="1")
-    async with in_process_api(settings) as api:
+    async with api_with(GENVID_USER_DAILY_BUDGET_USD="1") as api:
         account = await api.register()
-        day_one = datetime(2026, 12, 10, 23, 59, 30, tzinfo=UTC)
-        api.app.dependency_overrides[budgets.now] = lambda: day_one
+        set_clock(api, datetime(2026, 12, 10, 23, 59, 30, tzinfo=UTC))
         big = await api.http.post(
             "/generate", json=body(model="veo-3.0-generate-001", duration_seconds=8),
             headers=account.auth,
@@ -217,18 +229,14 @@ async def test_a_refused_request_leaves_nothing_behind_and_says_when_it_resets(
         assert owned_resources(stack_env, namespace, account.user_id) == []
 
 
-async def test_the_next_day_restores_the_budget(
-    stack_env: dict[str, str], database: str, namespace: str
-) -> None:
-    settings = make_settings(stack_env, database, namespace, GENVID_USER_DAILY_BUDGET_USD="0.6")
-    async with in_process_api(settings) as api:
+async def test_the_next_day_restores_the_budget(api_with: ApiWith) -> None:
+    async with api_with(GENVID_USER_DAILY_BUDGET_USD="0.6") as api:
         account = await api.register()
-        clock = {"now": datetime(2026, 12, 10, 23, 59, 59, tzinfo=UTC)}
-        api.app.dependency_overrides[budgets.now] = lambda: clock["now"]
+        clock = set_clock(api, datetime(2026, 12, 10, 23, 59, 59, tzinfo=UTC))
         assert (await api.http.post("/generate", json=body(), headers=account.auth)).is_success
         again = await api.http.post("/generate", json=body(), headers=account.auth)
         assert again.status_code == 402
-        clock["now"] = datetime(2026, 12, 11, 0, 0, 1, tzinfo=UTC)
+        clock.now = datetime(2026, 12, 11, 0, 0, 1, tzinfo=UTC)
         usage = (await api.http.get("/me/usage", headers=account.auth)).json()
         assert (usage["period_start"], usage["reserved_usd"]) == ("2026-12-11", "0.00")
         assert usage["remaining_usd"] == "0.60"
@@ -237,34 +245,23 @@ async def test_the_next_day_restores_the_budget(
         assert (usage["reserved_usd"], usage["remaining_usd"]) == ("0.60", "0.00")
 
 
-async def test_monthly_budgets_reset_on_the_first_of_the_month(
-    stack_env: dict[str, str], database: str, namespace: str
-) -> None:
-    settings = make_settings(
-        stack_env, database, namespace,
-        GENVID_BUDGET_PERIOD="monthly", GENVID_USER_DAILY_BUDGET_USD="0.6",
-    )  # fmt: skip
-    async with in_process_api(settings) as api:
+async def test_monthly_budgets_reset_on_the_first_of_the_month(api_with: ApiWith) -> None:
+    async with api_with(GENVID_BUDGET_PERIOD="monthly", GENVID_USER_DAILY_BUDGET_USD="0.6") as api:
         account = await api.register()
-        clock = {"now": datetime(2026, 12, 1, 0, 0, tzinfo=UTC)}
-        api.app.dependency_overrides[budgets.now] = lambda: clock["now"]
+        clock = set_clock(api, datetime(2026, 12, 1, 0, 0, tzinfo=UTC))
         assert (await api.http.post("/generate", json=body(), headers=account.auth)).is_success
-        clock["now"] = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
+        clock.now = datetime(2026, 12, 31, 23, 0, tzinfo=UTC)
         refused = await api.http.post("/generate", json=body(), headers=account.auth)
         assert refused.status_code == 402
         assert refused.json()["detail"]["resets_at"] == "2027-01-01T00:00:00+00:00"
-        clock["now"] = datetime(2027, 1, 1, 0, 0, tzinfo=UTC)
+        clock.now = datetime(2027, 1, 1, 0, 0, tzinfo=UTC)
         assert (await api.http.post("/generate", json=body(), headers=account.auth)).is_success
 
 
-async def test_rate_limit_answers_429_with_retry_after(
-    stack_env: dict[str, str], database: str, namespace: str
-) -> None:
-    settings = make_settings(stack_env, database, namespace, GENVID_GENERATE_PER_MINUTE="3")
-    async with in_process_api(settings) as api:
+async def test_rate_limit_answers_429_with_retry_after(api_with: ApiWith, database: str) -> None:
+    async with api_with(GENVID_GENERATE_PER_MINUTE="3") as api:
         account, other = await api.register(), await api.register()
-        clock = {"now": datetime(2026, 12, 10, 10, 0, 15, tzinfo=UTC)}
-        api.app.dependency_overrides[budgets.now] = lambda: clock["now"]
+        clock = set_clock(api, datetime(2026, 12, 10, 10, 0, 15, tzinfo=UTC))
         replies = await asyncio.gather(
             *(api.http.post("/generate", json=body(), headers=account.auth) for _ in range(5))
         )
@@ -274,16 +271,13 @@ async def test_rate_limit_answers_429_with_retry_after(
         assert "3 generation requests a minute" in limited.json()["detail"]
         # Per user: someone else is not limited by it.
         assert (await api.http.post("/generate", json=body(), headers=other.auth)).is_success
-        clock["now"] = datetime(2026, 12, 10, 10, 1, 0, tzinfo=UTC)
+        clock.now = datetime(2026, 12, 10, 10, 1, 0, tzinfo=UTC)
         assert (await api.http.post("/generate", json=body(), headers=account.auth)).is_success
     assert len(await fetch(database, "SELECT 1 FROM video_generation_jobs")) == 5
 
 
-async def test_me_usage_reports_budget_and_queue(
-    stack_env: dict[str, str], database: str, namespace: str
-) -> None:
-    settings = make_settings(stack_env, database, namespace, GENVID_USER_DAILY_BUDGET_USD="5")
-    async with in_process_api(settings) as api:
+async def test_me_usage_reports_budget_and_queue(api_with: ApiWith, database: str) -> None:
+    async with api_with(GENVID_USER_DAILY_BUDGET_USD="5") as api:
         account = await api.register()
         fresh = (await api.http.get("/me/usage", headers=account.auth)).json()
         assert fresh["limit_usd"] == "5.00" and fresh["remaining_usd"] == "5.00"
@@ -320,9 +314,7 @@ async def test_me_usage_reports_budget_and_queue(
     assert datetime.fromisoformat(usage["resets_at"]) > datetime.now(UTC)
 
 
-async def test_admin_override_changes_a_users_budget(
-    stack_env: dict[str, str], database: str, namespace: str
-) -> None:
+async def test_admin_override_changes_a_users_budget(api_with: ApiWith, database: str) -> None:
     def admin(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "genvid_api.admin", "budget", *args],
@@ -330,8 +322,7 @@ async def test_admin_override_changes_a_users_budget(
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
 
-    settings = make_settings(stack_env, database, namespace)
-    async with in_process_api(settings) as api:
+    async with api_with() as api:
         account = await api.register()
         done = await asyncio.to_thread(admin, "set", account.email, "1.2")
         assert done.returncode == 0, done.stderr
@@ -368,9 +359,7 @@ async def test_budget_settings_reach_the_api_from_the_callers_environment(
     port = state.port("api")
     api = await asyncio.to_thread(apps.start_api, state, env, namespace, port)
     try:
-        async with httpx.AsyncClient(
-            base_url=f"http://127.0.0.1:{port}", timeout=30, trust_env=False
-        ) as http:
+        async with api_http_client(f"http://127.0.0.1:{port}") as http:
             account = await ApiClient(http=http).register()
             usage = (await http.get("/me/usage", headers=account.auth)).json()
     finally:
