@@ -61,6 +61,15 @@ _UNFINISHED = """
 SELECT status, cost_usd, started_at, reserved_micros FROM video_generation_jobs
  WHERE id = $1 AND settled_at IS NULL
 """
+# Rows whose resource the api created and that are not finished: candidates for "vanished"
+# when their VideoGeneration is gone (deleted while no operator watched). The grace keeps a
+# resource that is being created out of it.
+_CREATED_UNFINISHED = """
+SELECT id FROM video_generation_jobs
+ WHERE settled_at IS NULL AND resource_created AND status IN ('QUEUED', 'RUNNING')
+   AND updated_at < now() - make_interval(secs => $1)
+ ORDER BY updated_at LIMIT 500
+"""
 _SETTLE = "SELECT genvid_settle_generation($1, $2)"
 _RESERVED = "SELECT coalesce(sum(reserved_micros), 0) FROM budget_usage WHERE scope = 'global'"
 
@@ -189,6 +198,20 @@ class Admissions:
             if status not in TERMINAL_STATUSES:
                 status = GenerationStatus.CANCELED
             await settle(connection, job_id, row, status)
+
+    async def created_unfinished(self, grace_seconds: float) -> list[str]:
+        """Names of unfinished generations whose resource was created (see `reap_vanished`)."""
+        rows = await self._pool.fetch(_CREATED_UNFINISHED, grace_seconds)
+        return [str(row["id"]) for row in rows]
+
+    async def reap_vanished(self, candidates: list[str], existing: set[str]) -> list[str]:
+        """Release what the candidates whose resource no longer exists hold; the rows must be
+        read before the resources are listed, so a resource created in between is never
+        taken for gone. Returns the names released."""
+        vanished = [name for name in candidates if name not in existing]
+        for name in vanished:
+            await self.settle_vanished(name)
+        return vanished
 
     async def reap(self) -> int:
         """Settle finished rows left unsettled (a crash between writes, rows finished by

@@ -94,11 +94,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 
 async def admission_loop(ctx: Context) -> None:
-    """The timer of admission: settle what was left unsettled, admit, kick; forever."""
+    """The timer of admission: settle what was left unsettled, admit, kick; forever. At every
+    resync interval it also releases generations whose resource was deleted while no operator
+    watched (the DELETED event that releases them was never seen)."""
     assert ctx.admissions is not None
+    next_vanished_check = 0.0
+    loop = asyncio.get_running_loop()
     while True:
         try:
             await ctx.admissions.reap()
+            if loop.time() >= next_vanished_check:
+                await _reap_vanished(ctx, ctx.admissions)
+                next_vanished_check = loop.time() + ctx.settings.resync_seconds
             await ctx.admit()
         except asyncio.CancelledError:
             raise
@@ -106,6 +113,15 @@ async def admission_loop(ctx: Context) -> None:
             metrics.RECONCILE_ERRORS.labels(trigger="admission").inc()
             log.exception("admission pass failed; retrying")
         await asyncio.sleep(ctx.settings.admission_interval_seconds)
+
+
+async def _reap_vanished(ctx: Context, admissions: Admissions) -> None:
+    candidates = await admissions.created_unfinished(grace_seconds=ctx.settings.resync_seconds)
+    if not candidates:
+        return
+    existing = await ctx.cluster.generation_names(ctx.settings.namespace)
+    for name in await admissions.reap_vanished(candidates, existing):
+        log.warning("generation %s: its resource is gone; its reservation is released", name)
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
