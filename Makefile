@@ -92,5 +92,6 @@ test: lint binaries ## Lint, then the whole suite against a fresh local stack.
 ##@ Benchmarks
 
 .PHONY: bench
-bench: venv ## Feed and like latency on 10k users, 100k videos, 1M likes (BENCH_ARGS=--quick: small).
+bench: venv ## Feed and like latency (BENCH_ARGS=--quick: small), then what admission control costs.
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.admission

@@ -9,16 +9,25 @@ names the local stack and most platforms use (`DATABASE_URL`, `NATS_URL`, `KUBEC
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 from genvid_contracts.resource import DEFAULT_MODEL
 
 # The CRD's pattern for spec.model: a model the apiserver would refuse is a configuration error.
 _MODEL_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}$")
+
+
+class BudgetPeriod(StrEnum):
+    """How long a budget lasts: a UTC day, or a UTC calendar month."""
+
+    DAILY = "daily"
+    MONTHLY = "monthly"
 
 
 class SigningMode(StrEnum):
@@ -66,6 +75,23 @@ class Settings(DatabaseSettings):
     models: Annotated[tuple[str, ...], NoDecode] = (DEFAULT_MODEL, "veo-3.0-generate-001")
     default_model: str = DEFAULT_MODEL
     list_limit_default: int = Field(default=20, ge=1, le=100)
+
+    # Budgets and admission (genvid_api.budgets, genvid_api.ratelimit)
+    prices_usd_per_second: dict[str, Decimal] = Field(
+        default_factory=lambda: dict(DEFAULT_PRICES_USD_PER_SECOND),
+        description="Model -> USD per second, as the operator's (what a generation reserves).",
+    )
+    budgets_enabled: bool = True
+    budget_period: BudgetPeriod = BudgetPeriod.DAILY
+    user_daily_budget_usd: Decimal = Field(
+        default=Decimal(20), ge=0, description="Each user's budget per period, unless overridden."
+    )
+    global_daily_budget_usd: Decimal = Field(
+        default=Decimal(500), ge=0, description="Everyone's budget together, per period."
+    )
+    generate_per_minute: int = Field(
+        default=30, ge=0, description="POST /generate per user and minute; 0 = no limit."
+    )
 
     # Storage and signed URLs
     bucket: str = "genvid-previews"

@@ -20,6 +20,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from genvid_api.budget_models import BudgetExceededBody
+
 log = logging.getLogger(__name__)
 
 Responses = dict[int | str, dict[str, Any]]
@@ -54,7 +56,11 @@ class ApiError(Exception):
     status_code: ClassVar[int]
     body: ClassVar[type[BaseModel]] = ErrorBody
 
-    def __init__(self, detail: str | list[dict[str, Any]], headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        detail: str | list[dict[str, Any]] | dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(detail)
         self.detail = detail
         self.headers = headers
@@ -93,6 +99,22 @@ class Invalid(ApiError):
         return cls([{"type": type, "loc": list(loc), "msg": msg, **extra}])
 
 
+class OverBudget(ApiError):
+    """The estimated cost does not fit in a budget; `detail` says which, and when it resets."""
+
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    body = BudgetExceededBody
+
+
+class TooManyRequests(ApiError):
+    """A request-rate limit; the client may retry after `Retry-After` seconds."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class Unauthorized(ApiError):
     """No credentials (`error=None`), or ones that prove nothing (RFC 6750's challenge)."""
 
@@ -103,10 +125,22 @@ class Unauthorized(ApiError):
         super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until the limit's window ends",
+        "schema": {"type": "integer"},
+    }
+}
+
+
 def responses(*documented: tuple[type[ApiError], str]) -> Responses:
     """The OpenAPI `responses` of a route (or router): (error, when it is answered) pairs."""
     return {
-        error.status_code: {"description": description, "model": error.body}
+        error.status_code: {
+            "description": description,
+            "model": error.body,
+            **({"headers": _RETRY_AFTER} if error is TooManyRequests else {}),
+        }
         for error, description in documented
     }
 

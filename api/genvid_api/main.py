@@ -23,7 +23,7 @@ from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
 from genvid_api.resources import ResourceClient
-from genvid_api.routes import auth, events, feed, generations, users, videos
+from genvid_api.routes import auth, events, feed, generations, usage, users, videos
 from genvid_api.signing import create_signer
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(usage.router)
     app.include_router(generations.router)
     app.include_router(events.router)
     app.include_router(videos.router)

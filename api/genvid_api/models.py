@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from sqlmodel import Field, SQLModel
 
+from genvid_contracts.pricing import usd_text
 from genvid_contracts.status import GenerationStatus
 
 T = TypeVar("T")
@@ -77,6 +78,13 @@ PENDING_CANCEL = (
 )
 
 
+WAITING = "status = 'QUEUED' AND admitted_at IS NULL AND settled_at IS NULL"
+ACTIVE = "admitted_at IS NOT NULL AND settled_at IS NULL"
+UNSETTLED_FINISHED = (
+    "settled_at IS NULL AND status IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'REJECTED')"
+)
+
+
 class Generation(SQLModel, table=True):
     """One request to generate a video (the table keeps its first name)."""
 
@@ -104,6 +112,16 @@ class Generation(SQLModel, table=True):
             "ix_video_generation_jobs_pending_cancel",
             "updated_at",
             postgresql_where=sa.text(PENDING_CANCEL),
+        ),
+        # The operator's admission and the settlement reaper (0004_budgets).
+        sa.Index(
+            "ix_video_generation_jobs_waiting", "created_at", postgresql_where=sa.text(WAITING)
+        ),
+        sa.Index("ix_video_generation_jobs_active", "user_id", postgresql_where=sa.text(ACTIVE)),
+        sa.Index(
+            "ix_video_generation_jobs_unsettled_finished",
+            "updated_at",
+            postgresql_where=sa.text(UNSETTLED_FINISHED),
         ),
     )
 
@@ -140,6 +158,61 @@ class Generation(SQLModel, table=True):
     updated_at: datetime = _timestamp()
     started_at: datetime | None = _timestamp(nullable=True, server_default=False)
     finished_at: datetime | None = _timestamp(nullable=True, server_default=False)
+    # Budgets (genvid_api.budgets): the estimate reserved at insertion in the period's
+    # counters, and what was charged when it finished (settled_at, once).
+    reserved_micros: int = Field(
+        default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    charged_micros: int | None = Field(default=None, sa_type=sa.BigInteger)
+    budget_period_start: date | None = Field(default=None, sa_type=sa.Date)
+    settled_at: datetime | None = _timestamp(nullable=True, server_default=False)
+    # Admission (the operator's): counts against the caps from admitted_at to settled_at.
+    admitted_at: datetime | None = _timestamp(nullable=True, server_default=False)
+    queue_position: int | None = Field(default=None)
+
+
+class BudgetUsage(SQLModel, table=True):
+    """Reserved and spent micro-USD of one scope (a user id, or 'global') in one period."""
+
+    __tablename__ = "budget_usage"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "reserved_micros >= 0 AND spent_micros >= 0", name="ck_budget_usage_amounts"
+        ),
+    )
+
+    scope: str = Field(sa_type=sa.Text, primary_key=True)
+    period_start: date = Field(sa_type=sa.Date, primary_key=True)
+    reserved_micros: int = Field(
+        default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    spent_micros: int = Field(
+        default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    updated_at: datetime = _timestamp()
+
+
+class UserBudgetOverride(SQLModel, table=True):
+    """A user's own budget per period, instead of GENVID_USER_DAILY_BUDGET_USD."""
+
+    __tablename__ = "user_budget_overrides"
+    __table_args__ = (
+        sa.CheckConstraint("limit_micros >= 0", name="ck_user_budget_overrides_limit"),
+    )
+
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    limit_micros: int = Field(sa_type=sa.BigInteger)
+    updated_at: datetime = _timestamp()
+
+
+class RateLimitWindow(SQLModel, table=True):
+    """Requests counted per key and fixed window (genvid_api.ratelimit)."""
+
+    __tablename__ = "rate_limit_windows"
+
+    key: str = Field(sa_type=sa.Text, primary_key=True)
+    window_start: datetime = Field(sa_type=sa.DateTime(timezone=True), primary_key=True)
+    count: int
 
 
 class Video(SQLModel, table=True):
@@ -384,6 +457,16 @@ class GenerationCreate(BaseModel):
     seed: Annotated[int, pydantic.Field(strict=True, ge=0, le=4294967295)] | None = None
 
 
+def public_cost(generation: Generation) -> str | None:
+    """What the owner is charged: the settled amount, else the provider's figure, else the
+    amount reserved while it is unfinished."""
+    if generation.charged_micros is not None:
+        return usd_text(generation.charged_micros)
+    if generation.cost_usd is not None:
+        return str(generation.cost_usd)
+    return usd_text(generation.reserved_micros) if generation.reserved_micros else None
+
+
 class GenerationPublic(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -399,7 +482,11 @@ class GenerationPublic(BaseModel):
     message: str | None
     attempts: int
     cancel_requested: bool
-    cost_usd: str | None = None  # a decimal string, never a float
+    # A decimal string, never a float: what was charged once finished, else the estimate.
+    cost_usd: str | None = None
+    queue_position: int | None = pydantic.Field(
+        default=None, description="While waiting for capacity: 1 is admitted next."
+    )
     size_bytes: int | None
     video_duration_seconds: float | None
     created_at: datetime
@@ -419,12 +506,20 @@ class GenerationPublic(BaseModel):
         poster_url: str | None = None,
         urls_expire_at: datetime | None = None,
     ) -> GenerationPublic:
-        """The row's fields as they are, but the cost (a decimal string, never a float); the URLs
-        are signed by the caller."""
+        """The row's fields as they are, but the cost (a decimal string, never a float: what was
+        charged once settled, else the reservation) and the queue position (only while QUEUED);
+        the URLs are signed by the caller."""
         urls = {"video_url": video_url, "poster_url": poster_url, "urls_expire_at": urls_expire_at}
         row = {name: getattr(generation, name) for name in cls.model_fields.keys() - urls.keys()}
-        cost = generation.cost_usd
-        return cls(**{**row, **urls, "cost_usd": None if cost is None else str(cost)})
+        waiting = generation.status == GenerationStatus.QUEUED
+        return cls(
+            **{
+                **row,
+                **urls,
+                "cost_usd": public_cost(generation),
+                "queue_position": generation.queue_position if waiting else None,
+            }
+        )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import logging
 import uuid
 from datetime import UTC, datetime
 
-from genvid_api import nats_stream
+from genvid_api import budgets, nats_stream
 from genvid_api.context import AppContext
 from genvid_api.models import Generation
 from genvid_api.queries import generations
@@ -69,6 +69,7 @@ async def ensure_resource(
                 f"The request was rejected: {exc}",
             )
             session.add(generation)
+            await budgets.release(session, generation)  # it never reached a provider
             await session.commit()
             log.warning("generation %s rejected by the apiserver: %s", generation.id, exc)
             await nats_stream.publish_transition(ctx.js, generation)

@@ -90,7 +90,10 @@ async def present_generation(ctx: AppContext, row: Generation) -> GenerationPubl
     return generation
 
 
-EVENT_FIELDS = ("id", "status", "seq", "reason", "message", "attempts", "updated_at", "cost_usd")
+EVENT_FIELDS = (
+    "id", "status", "seq", "reason", "message", "attempts", "updated_at", "cost_usd",
+    "queue_position",
+)  # fmt: skip
 
 
 async def event_payload(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]:

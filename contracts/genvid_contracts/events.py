@@ -8,7 +8,7 @@ Each transition of a job is one message on `genvid.jobs.<user_id>.<job_id>`, ide
 from __future__ import annotations
 
 import json
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
@@ -61,6 +61,8 @@ class TransitionEvent(TypedDict):
     size_bytes: int | None
     duration_seconds: float | None
     cost_usd: str | None
+    # While waiting for capacity (QUEUED, reason WaitingForCapacity): 1 is admitted next.
+    queue_position: NotRequired[int | None]
 
 
 async def ensure_stream(js: JetStreamContext) -> bool:

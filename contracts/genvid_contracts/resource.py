@@ -70,6 +70,8 @@ class VideoGenerationStatus(TypedDict, total=False):
     attempts: int
     nextAttemptAt: str
     queuedAt: str
+    admittedAt: str  # admitted under the concurrency caps: its Job may exist from then on
+    queuePosition: int | None  # while waiting for capacity: 1 is admitted next
     startedAt: str
     finishedAt: str
     providerOperation: str

@@ -55,6 +55,8 @@ def worker_env(storage_emulator_host: str, bucket: str) -> dict[str, str]:
     credentials = {k: os.environ[k] for k in VEO_CREDENTIALS if os.environ.get(k)}
     env.update(credentials)
     env["GENVID_PROVIDER"] = "veo" if credentials else "synthetic"
+    if "GENVID_SYNTHETIC_BILLING" in os.environ:
+        env["GENVID_SYNTHETIC_BILLING"] = os.environ["GENVID_SYNTHETIC_BILLING"]
     return env
 
 

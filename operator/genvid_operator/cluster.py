@@ -101,5 +101,10 @@ class Cluster:
         )
         return [self._plain(pod) for pod in pods.items]
 
+    async def generation_names(self, namespace: str) -> set[str]:
+        """The names of every VideoGeneration in the namespace (metadata only is used)."""
+        listed = await self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return {item["metadata"]["name"] for item in listed.get("items", [])}
+
     async def close(self) -> None:
         await self._api.close()

@@ -2,8 +2,9 @@
 
 Every setting has a `GENVID_`-prefixed variable; the connection settings also accept the plain
 names the local stack and most platforms use (`DATABASE_URL`, `NATS_URL`), as the api's do.
-Prices live here, not in code: they change more often than the operator does. The table in
-operator/README.md lists them all.
+Prices come from `genvid_contracts.pricing` (the api reserves with the same table), and
+`GENVID_PRICES_USD_PER_SECOND` overrides them in both. The table in operator/README.md lists
+them all.
 """
 
 from __future__ import annotations
@@ -13,15 +14,7 @@ from decimal import Decimal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from genvid_contracts.resource import DEFAULT_MODEL
-
-DEFAULT_PRICES_USD_PER_SECOND = {
-    "veo-2.0-generate-001": Decimal("0.50"),
-    "veo-3.0-generate-001": Decimal("0.40"),
-    DEFAULT_MODEL: Decimal("0.15"),
-    "veo-3.1-generate-preview": Decimal("0.40"),
-    "veo-3.1-fast-generate-preview": Decimal("0.15"),
-}
+from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 
 
 def _env(name: str) -> AliasChoices:
@@ -58,6 +51,13 @@ class Settings(BaseSettings):
         default_factory=lambda: dict(DEFAULT_PRICES_USD_PER_SECOND)
     )
     max_cost_per_generation_usd: Decimal = Decimal("4")
+
+    # Admission: how many generations run at once (Veo's usual quota is ~10 per project).
+    global_max_active: int = Field(default=10, ge=1)
+    user_max_active: int = Field(default=2, ge=1)
+    admission_interval_seconds: float = Field(
+        default=2.0, gt=0, description="Admission pass on a timer, besides every finish."
+    )
 
     # Operations.
     resync_seconds: float = Field(default=30, gt=0)

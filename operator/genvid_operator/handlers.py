@@ -7,6 +7,7 @@ settings in kopf's memo, put there by `__main__` (read once per process).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from typing import Any, cast
@@ -16,12 +17,15 @@ import kopf
 from genvid_contracts.resource import GROUP, PLURAL, VERSION, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES
 from genvid_operator import metrics
+from genvid_operator.admission import Admissions
 from genvid_operator.cluster import Cluster, api_client
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
 from genvid_operator.mirror import GenerationMirror
 from genvid_operator.publish import EventPublisher
 from genvid_operator.reconcile import Context, reconcile, unsynced
+
+log = logging.getLogger(__name__)
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
@@ -76,14 +80,61 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         )
         if mirror is not None:
             opened.push_async_callback(mirror.close)
-        memo.ctx = Context(settings=config, cluster=cluster, events=events, mirror=mirror)
+        admissions = (
+            Admissions(mirror.pool, config.global_max_active, config.user_max_active)
+            if mirror is not None
+            else None
+        )
+        memo.ctx = Context(
+            settings=config, cluster=cluster, events=events, mirror=mirror, admissions=admissions
+        )
         opened.pop_all()
+    if admissions is not None:
+        memo.admission_loop = asyncio.create_task(admission_loop(memo.ctx), name="admission")
+
+
+async def admission_loop(ctx: Context) -> None:
+    """The timer of admission: settle what was left unsettled, admit, kick; forever. At every
+    resync interval it also releases generations whose resource was deleted while no operator
+    watched (the DELETED event that releases them was never seen)."""
+    assert ctx.admissions is not None
+    next_vanished_check = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            await ctx.admissions.reap()
+            if loop.time() >= next_vanished_check:
+                await _reap_vanished(ctx, ctx.admissions)
+                next_vanished_check = loop.time() + ctx.settings.resync_seconds
+            await ctx.admit()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels(trigger="admission").inc()
+            log.exception("admission pass failed; retrying")
+        await asyncio.sleep(ctx.settings.admission_interval_seconds)
+
+
+async def _reap_vanished(ctx: Context, admissions: Admissions) -> None:
+    candidates = await admissions.created_unfinished(grace_seconds=ctx.settings.resync_seconds)
+    if not candidates:
+        return
+    existing = await ctx.cluster.generation_names(ctx.settings.namespace)
+    for name in await admissions.reap_vanished(candidates, existing):
+        log.warning("generation %s: its resource is gone; its reservation is released", name)
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    loop: asyncio.Task[None] | None = getattr(memo, "admission_loop", None)
+    if loop is not None:
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
     ctx: Context | None = getattr(memo, "ctx", None)
     if ctx is None:
         return
+    for task in list(ctx.kicked):
+        task.cancel()
     await ctx.events.close()
     if ctx.mirror is not None:
         await ctx.mirror.close()
@@ -104,6 +155,10 @@ async def generation_changed(
     assert namespace, "VideoGeneration is namespaced"
     if type == "DELETED":
         memo.ctx.forget(namespace, name)
+        if memo.ctx.admissions is not None:
+            # Gone before it finished: its reservation and its place are released.
+            await memo.ctx.admissions.settle_vanished(name)
+            await memo.ctx.admit()
         return
     await _reconcile(memo, namespace, name, "generation")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 TRANSITIONS = Counter(
     "genvid_generation_transitions_total",
@@ -35,4 +35,23 @@ RECONCILE_ERRORS = Counter(
     "genvid_reconcile_errors_total",
     "Reconcile passes that raised, by what triggered them.",
     ["trigger"],
+)
+
+# Budgets and admission (genvid_operator.admission): global figures only, never per user.
+SETTLED_USD = Counter(
+    "genvid_budget_settled_usd_total",
+    "Charged to budgets by settled generations (refunded ones count 0), in US dollars.",
+)
+RESERVED_USD = Gauge(
+    "genvid_budget_reserved_usd",
+    "Held by unfinished generations' reservations, all users, in US dollars.",
+)
+ADMISSION_ACTIVE = Gauge(
+    "genvid_admission_active", "Admitted generations not finished yet (under the global cap)."
+)
+ADMISSION_WAITING = Gauge("genvid_admission_waiting", "Accepted generations waiting for capacity.")
+ADMISSION_WAIT = Histogram(
+    "genvid_admission_wait_seconds",
+    "From acceptance to admission under the concurrency caps.",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
 )

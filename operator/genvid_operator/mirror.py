@@ -3,7 +3,8 @@
 The row is created by the api; the operator only moves it forward. `event_seq` makes the
 update idempotent and monotonic: replaying an old transition changes nothing, and a row in a
 final state (which the api may also set, for a generation whose resource it never created)
-stays so.
+stays so. A final state settles the generation's budget reservation in the same transaction,
+once.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncpg
 
 from genvid_contracts.events import TransitionEvent
 from genvid_contracts.status import TERMINAL_STATUSES
+from genvid_operator.admission import settle
 
 _UPDATE = """
 UPDATE video_generation_jobs SET
@@ -24,6 +26,7 @@ UPDATE video_generation_jobs SET
     video_duration_seconds = $10, cost_usd = $11, started_at = $12, finished_at = $13,
     event_seq = $14, updated_at = now()
 WHERE id = $1 AND event_seq < $14 AND status <> ALL($15::text[])
+RETURNING status, cost_usd, started_at, reserved_micros
 """
 _TERMINAL = sorted(TERMINAL_STATUSES)
 
@@ -55,25 +58,32 @@ class GenerationMirror:
         if job_id is None:
             return False
         cost = event.get("cost_usd")
-        result: str = await self._pool.execute(
-            _UPDATE,
-            job_id,
-            event["status"],
-            event.get("reason"),
-            event.get("message"),
-            event.get("attempts", 0),
-            event.get("bucket"),
-            event.get("object_name"),
-            event.get("poster_object"),
-            event.get("size_bytes"),
-            event.get("duration_seconds"),
-            Decimal(cost) if cost is not None else None,
-            _time(event.get("started_at")),
-            _time(event.get("finished_at")),
-            event["seq"],
-            _TERMINAL,
-        )
-        return result != "UPDATE 0"
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                _UPDATE,
+                job_id,
+                event["status"],
+                event.get("reason"),
+                event.get("message"),
+                event.get("attempts", 0),
+                event.get("bucket"),
+                event.get("object_name"),
+                event.get("poster_object"),
+                event.get("size_bytes"),
+                event.get("duration_seconds"),
+                Decimal(cost) if cost is not None else None,
+                _time(event.get("started_at")),
+                _time(event.get("finished_at")),
+                event["seq"],
+                _TERMINAL,
+            )
+            if row is not None and row["status"] in TERMINAL_STATUSES:
+                await settle(connection, job_id, row)
+        return row is not None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self._pool
 
     async def close(self) -> None:
         await self._pool.close()

@@ -11,6 +11,10 @@ gather the inputs and carry out the decision; tests call `decide` without a clus
 
 The phases are `genvid_contracts.status.GenerationStatus`, the vocabulary every component
 speaks; the worker's outcome is read through `genvid_contracts.worker`.
+
+A QUEUED generation gets its Job only once admitted under the concurrency caps (`Admission`,
+decided by `genvid_operator.admission` from Postgres); until then its reason is
+WaitingForCapacity, its `Admitted` condition False and `queuePosition` its place in line.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from genvid_operator.jobspec import CONTAINER, job_name
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = GenerationStatus
 
+WAITING_FOR_CAPACITY = "WaitingForCapacity"
+_WAITING_MESSAGE = "Waiting for capacity: the concurrency caps are reached."
+
 # The fields whose change is a transition: it gets the next eventSeq and is mirrored.
 _TRANSITION_FIELDS = ("phase", "reason", "message", "attempts")
 
@@ -42,6 +49,17 @@ class Limits:
     max_cost_usd: Decimal
     max_retries: int
     active_deadline_seconds: int
+
+
+@dataclass(frozen=True)
+class Admission:
+    """Whether the generation may have its Job now, else its place in the queue."""
+
+    admitted: bool
+    position: int | None = None
+
+
+ADMITTED = Admission(admitted=True)
 
 
 @dataclass(frozen=True)
@@ -69,9 +87,17 @@ def _condition(
 
 
 def _conditions(
-    old: list[Condition], phase: str, reason: str, message: str, now: str, generation: int
+    old: list[Condition],
+    phase: str,
+    reason: str,
+    message: str,
+    now: str,
+    generation: int,
+    admitted: bool,
 ) -> list[Condition]:
-    """Accepted, Running and Finished, each keeping its time unless its status changes."""
+    """Accepted, Admitted, Running and Finished, each keeping its time unless its status
+    changes."""
+    admission = ("Admitted", "Capacity was available.") if admitted else (reason or phase, message)
     desired = [
         _condition(
             "Accepted",
@@ -81,6 +107,7 @@ def _conditions(
             now,
             generation,
         ),
+        _condition("Admitted", admitted, *admission, now, generation),
         _condition("Running", phase == RUNNING, reason or phase, message, now, generation),
         _condition(
             "Finished", phase in TERMINAL_STATUSES, reason or phase, message, now, generation
@@ -117,6 +144,7 @@ def with_transition(
         new.get("message", ""),
         timestamp(now),
         generation,
+        bool(new.get("admittedAt")),
     )
     new["observedGeneration"] = generation
     if any(old.get(key) != new.get(key) for key in _TRANSITION_FIELDS):
@@ -206,7 +234,12 @@ def _money(amount: Decimal | str) -> str:
 
 
 def decide(
-    vg: VideoGeneration, job: Json | None, pods: list[Json], limits: Limits, now: dt.datetime
+    vg: VideoGeneration,
+    job: Json | None,
+    pods: list[Json],
+    limits: Limits,
+    now: dt.datetime,
+    admission: Admission = ADMITTED,
 ) -> Decision:
     spec = vg["spec"]
     status: VideoGenerationStatus = vg.get("status") or {}
@@ -255,22 +288,46 @@ def decide(
                     finishedAt=stamp,
                 )
             )
+        queued = {
+            "phase": QUEUED,
+            "attempts": 0,
+            "queuedAt": stamp,
+            "jobName": job_name(vg["metadata"]["name"]),
+            "estimatedCostUSD": _money(cost),
+        }
+        if not admission.admitted:
+            return Decision(
+                status=transition(
+                    **queued,
+                    reason=WAITING_FOR_CAPACITY,
+                    message=_WAITING_MESSAGE,
+                    queuePosition=admission.position,
+                )
+            )
         return Decision(
             status=transition(
-                phase=QUEUED,
-                reason="Accepted",
-                message="Waiting for a worker.",
-                attempts=0,
-                queuedAt=stamp,
-                jobName=job_name(vg["metadata"]["name"]),
-                estimatedCostUSD=_money(cost),
+                **queued, reason="Accepted", message="Waiting for a worker.", admittedAt=stamp
             ),
             create_job=job is None,
         )
 
-    if job is None:
-        if phase == QUEUED:
+    if job is None and phase == QUEUED:
+        if not admission.admitted:
+            # Not a transition: only the place in line moves.
+            return Decision(status=transition(queuePosition=admission.position))
+        if status.get("admittedAt"):
             return Decision(create_job=True)
+        return Decision(
+            status=transition(
+                reason="Admitted",
+                message="Waiting for a worker.",
+                admittedAt=stamp,
+                queuePosition=None,
+            ),
+            create_job=True,
+        )
+
+    if job is None:
         return Decision(
             status=transition(
                 phase=FAILED,

@@ -42,6 +42,7 @@ def event_from(vg: VideoGeneration) -> TransitionEvent:
         "size_bytes": output.get("sizeBytes"),
         "duration_seconds": output.get("durationSeconds"),
         "cost_usd": status.get("estimatedCostUSD"),
+        "queue_position": status.get("queuePosition"),
     }
 
 

@@ -16,15 +16,17 @@ import logging
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_operator import metrics
+from genvid_operator.admission import Admissions
 from genvid_operator.cluster import Cluster
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import build_job, price_per_second
 from genvid_operator.mirror import GenerationMirror
-from genvid_operator.phases import Limits, decide
+from genvid_operator.phases import ADMITTED, Admission, Limits, decide
 from genvid_operator.publish import EventPublisher, event_from
 
 log = logging.getLogger(__name__)
@@ -42,9 +44,12 @@ class Context:
     cluster: Cluster
     events: EventPublisher
     mirror: GenerationMirror | None
+    # None without a database: no admission control (every generation runs at once).
+    admissions: Admissions | None = None
     locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
+    kicked: set[asyncio.Task[None]] = field(default_factory=set)
 
     def limits(self, model: str) -> Limits:
         return Limits(
@@ -56,6 +61,29 @@ class Context:
 
     def forget(self, namespace: str, name: str) -> None:
         self.locks.pop((namespace, name), None)
+
+    def kick(self, names: list[str]) -> None:
+        """Reconcile the generations an admission pass let in, now rather than at the next
+        resync (in the background: the caller may hold one of their locks)."""
+        for name in names:
+            task = asyncio.create_task(_kicked(self, self.settings.namespace, name))
+            self.kicked.add(task)
+            task.add_done_callback(self.kicked.discard)
+
+    async def admit(self) -> None:
+        """An admission pass, its admitted generations kicked."""
+        if self.admissions is not None:
+            self.kick(await self.admissions.admit())
+
+
+async def _kicked(ctx: Context, namespace: str, name: str) -> None:
+    try:
+        await reconcile(ctx, namespace, name)
+    except Exception:
+        metrics.RECONCILE_ERRORS.labels(trigger="admission").inc()
+        log.exception(
+            "%s/%s: reconcile after admission failed (the resync retries)", namespace, name
+        )
 
 
 def unsynced(status: VideoGenerationStatus) -> bool:
@@ -79,7 +107,10 @@ async def _step(ctx: Context, vg: VideoGeneration) -> bool:
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
     job = await ctx.cluster.get_job(namespace, name)
     pods = await ctx.cluster.list_pods(namespace, name) if job is not None else []
-    decision = decide(vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC))
+    admission = await _admission(ctx, vg, job)
+    decision = decide(
+        vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC), admission
+    )
 
     if decision.delete_job:
         await ctx.cluster.delete_job(namespace, name)
@@ -94,6 +125,17 @@ async def _step(ctx: Context, vg: VideoGeneration) -> bool:
         await _create_job(ctx, vg)
     await _sync(ctx, vg)
     return True
+
+
+async def _admission(ctx: Context, vg: VideoGeneration, job: dict[str, Any] | None) -> Admission:
+    """Ask Postgres only for a generation that waits for its Job and was never admitted."""
+    status = vg.get("status") or {}
+    waits = status.get("phase") in (None, GenerationStatus.QUEUED) and not status.get("admittedAt")
+    if ctx.admissions is None or job is not None or vg["spec"].get("cancel") or not waits:
+        return ADMITTED
+    admission, others = await ctx.admissions.check(vg["metadata"]["name"])
+    ctx.kick(others)
+    return admission
 
 
 async def _create_job(ctx: Context, vg: VideoGeneration) -> None:
@@ -114,9 +156,12 @@ async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
         log.debug("no video_generation_jobs row for %s", event["id"])
     await ctx.events.publish_once(event)
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
-    return await ctx.cluster.patch_status(
+    synced = await ctx.cluster.patch_status(
         namespace, name, status, {**status, "syncedSeq": status["eventSeq"]}
     )
+    if status.get("phase") in TERMINAL_STATUSES:
+        await ctx.admit()  # its place under the caps is free (settled with the mirror write)
+    return synced
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:

@@ -8,36 +8,32 @@ fake Veo server through the real google-genai SDK, so each failure mode can be s
 
 from __future__ import annotations
 
-import contextlib
 import io
 import signal
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 import av
 import pytest
 
-from genvid_devstack import apps
-from genvid_devstack.process import Process
-from genvid_devstack.state import State
-from genvid_devstack.veo import FakeVeo, start_fake_veo
-from support.api import Account, ApiClient, api_http_client
-from support.job_stream import TERMINAL
+from support.api import ApiClient
 from support.jobs import insert_job
-from support.kube import KUBECTL, kubectl, kubectl_json
+from support.kube import kubectl
+from support.pipeline import (
+    Generation,
+    Pipeline,
+    PipelineSettings,
+    generate,
+    job_row,
+    until_final,
+)
 from support.polling import eventually
 from support.processes import pid_alive
-from support.sse import SseEvent, SseReader, sse
+from support.sse import SseEvent
 
 pytestmark = pytest.mark.stack
-
-EVENT_SECONDS = 120  # a worker retried with backoff may be silent for a while
 
 
 def statuses(events: list[SseEvent]) -> list[str]:
@@ -49,81 +45,6 @@ async def fetch(client: ApiClient, url: str) -> bytes:
     response = await client.http.get(url)
     assert response.status_code == 200, response.text
     return response.content
-
-
-async def job_row(database_url: str, generation_id: str) -> asyncpg.Record:
-    connection = await asyncpg.connect(database_url)
-    try:
-        row = await connection.fetchrow(
-            "SELECT * FROM video_generation_jobs WHERE id = $1", uuid.UUID(generation_id)
-        )
-    finally:
-        await connection.close()
-    assert row is not None
-    return row
-
-
-@dataclass
-class Generation:
-    """A new user's generation on a running api, and what the tests ask the api about it."""
-
-    client: ApiClient
-    user: Account
-    id: str
-
-    async def get(self) -> dict[str, Any]:
-        response = await self.client.http.get(f"/generations/{self.id}", headers=self.user.auth)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    async def cancel(self) -> int:
-        response = await self.client.http.post(
-            f"/generations/{self.id}/cancel", headers=self.user.auth
-        )
-        return response.status_code
-
-    def stream(
-        self, last_event_id: str | None = None
-    ) -> contextlib.AbstractAsyncContextManager[SseReader]:
-        headers = dict(self.user.auth)
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
-        return sse(self.client.http, f"/generations/{self.id}/events", headers)
-
-    async def events(
-        self, *, last_event_id: str | None = None, limit: int | None = None
-    ) -> list[SseEvent]:
-        async with self.stream(last_event_id) as reader:
-            return await until_final(reader, limit)
-
-    async def wait_final(self, seconds: float = 120) -> dict[str, Any]:
-        async def finished() -> dict[str, Any] | None:
-            body = await self.get()
-            return body if body["status"] in TERMINAL else None
-
-        return await eventually(
-            finished, what=f"generation {self.id} to finish", seconds=seconds, interval=0.25
-        )
-
-
-async def generate(client: ApiClient, prompt: str, **body: Any) -> Generation:
-    """POST /generate as a new user; the generation is queued."""
-    user = await client.register("u")
-    response = await client.generate(user, prompt=prompt, **body)
-    assert response.status_code == 202, response.text
-    assert response.json()["status"] == "QUEUED"
-    return Generation(client, user, response.json()["id"])
-
-
-async def until_final(reader: SseReader, limit: int | None = None) -> list[SseEvent]:
-    """Events up to a final status, `limit` events, or the stream's end."""
-    events: list[SseEvent] = []
-    while (event := await reader.next_event(EVENT_SECONDS)) is not None:
-        events.append(event)
-        if event.data.get("status") in TERMINAL or len(events) == limit:
-            break
-    return events
 
 
 async def test_end_to_end_with_the_synthetic_worker(
@@ -174,77 +95,9 @@ async def test_end_to_end_with_the_synthetic_worker(
 POLL_DEADLINE_SECONDS = 20
 
 
-@dataclass
-class Pipeline:
-    env: dict[str, str]
-    namespace: str
-    state: State
-    api: ApiClient
-    veo: FakeVeo
-    operator: Process
-
-    def restart_operator(self) -> None:
-        self.operator = apps.start_operator(self.state, self.env, self.namespace)
-
-    async def generate(self, words: str, **scenario: Any) -> tuple[Generation, str]:
-        """A generation of a unique prompt, which the fake Veo answers as `scenario` says."""
-        prompt = f"{words} {uuid.uuid4().hex[:6]}"
-        if scenario:
-            self.veo.add_scenario(prompt, **scenario)
-        return await generate(self.api, prompt), prompt
-
-    def kubectl(self, *args: str) -> str:
-        return kubectl(self.env["KUBECONFIG"], "-n", self.namespace, *args).stdout
-
-    def pods(self, generation_id: str) -> list[dict[str, Any]]:
-        listing = kubectl_json(
-            self.env["KUBECONFIG"], "-n", self.namespace,
-            "get", "pods", "-l", f"genvid.io/generation={generation_id}",
-        )  # fmt: skip
-        items: list[dict[str, Any]] = listing["items"]
-        return items
-
-
 @pytest.fixture(scope="module")
-async def pipeline(
-    stack_env: dict[str, str],
-    pipeline_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Pipeline]:
-    state = State(tmp_path_factory.mktemp("pipeline"))
-    state.prepare()
-    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
-    veo = start_fake_veo(state.logs, stack_env["STORAGE_EMULATOR_HOST"])
-    worker_env = {
-        "GENVID_BUCKET": stack_env["GENVID_BUCKET"],
-        "STORAGE_EMULATOR_HOST": stack_env["STORAGE_EMULATOR_HOST"],
-        "GENVID_PROVIDER": "veo",
-        "GOOGLE_API_KEY": "test-key",
-        "GENVID_VEO_BASE_URL": veo.base_url,
-        "GENVID_POLL_INTERVAL_SECONDS": "0.3",
-        "GENVID_POLL_DEADLINE_SECONDS": str(POLL_DEADLINE_SECONDS),
-    }
-    apps.kubectl_apply(
-        KUBECTL, Path(stack_env["KUBECONFIG"]), apps.namespace_objects(namespace, worker_env)
-    )
-    env = {
-        **stack_env,
-        "DATABASE_URL": pipeline_database,
-        "GENVID_OUTBOX_INTERVAL_SECONDS": "0.5",
-        "GENVID_OUTBOX_GRACE_SECONDS": "1",
-        "GENVID_SSE_HEARTBEAT_SECONDS": "1",
-    }
-    apps.migrate(env)
-    operator = apps.start_operator(state, env, namespace)
-    port = state.port("api")
-    api = apps.start_api(state, env, namespace, port)
-    try:
-        async with api_http_client(f"http://127.0.0.1:{port}") as http:
-            yield Pipeline(env, namespace, state, ApiClient(http=http), veo, operator)
-    finally:
-        api.stop()
-        operator.stop()
-        veo.stop()
+def pipeline_settings() -> PipelineSettings:
+    return PipelineSettings(worker={"GENVID_POLL_DEADLINE_SECONDS": str(POLL_DEADLINE_SECONDS)})
 
 
 async def test_veo_success_is_charged_once(pipeline: Pipeline) -> None:

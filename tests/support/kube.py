@@ -35,6 +35,17 @@ def kubectl(
     return result
 
 
+def kubectl_watch(kubeconfig: str, *args: str) -> subprocess.Popen[str]:
+    """A kubectl that keeps running (`get --watch`), its output read line by line from stdout;
+    the caller terminates it."""
+    return subprocess.Popen(
+        [str(KUBECTL), *args],
+        env={**os.environ, "KUBECONFIG": kubeconfig},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def kubectl_json(kubeconfig: str, *args: str) -> dict[str, Any]:
     document: dict[str, Any] = json.loads(kubectl(kubeconfig, *args, "-o", "json").stdout)
     return document

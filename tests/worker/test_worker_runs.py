@@ -156,18 +156,19 @@ def test_synthetic_preview_is_a_real_h264_video_streamed_to_its_canonical_name(
     assert_jpeg(poster, size)
 
 
-def test_synthetic_previews_cost_nothing_whatever_the_price(
-    stack_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize(("billing", "cost"), [("false", "0"), ("true", "0.25")])
+def test_synthetic_previews_cost_the_list_price_unless_billing_is_off(
+    stack_env: dict[str, str], tmp_path: Path, billing: str, cost: str
 ) -> None:
     job_id, token = unique("price")
     run = run_worker(
-        worker_env(stack_env),
+        worker_env(stack_env, GENVID_SYNTHETIC_BILLING=billing),
         tmp_path,
         "--job_id", job_id, "--prompt", token, "--duration_seconds", "1",
         "--price_usd_per_second", "0.25", "--provider", "synthetic",
     )  # fmt: skip
     assert run.code == 0, run.stdout
-    assert run.result["cost_usd"] == "0"
+    assert run.result["cost_usd"] == cost
 
 
 def test_an_unreachable_bucket_is_a_retryable_failure(

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     provider: Provider | None = Field(
         default=None, description="Overrides the choice made from the configured credentials."
     )
+    synthetic_billing: bool = Field(
+        default=True,
+        description="Synthetic previews report the model's list price as their cost (as Veo "
+        "would bill them), so budgets behave locally as in production; false reports 0.",
+    )
 
     # Cloud Storage. The emulator host is the client library's own variable.
     storage_emulator_host: str | None = Field(

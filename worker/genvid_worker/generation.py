@@ -14,7 +14,7 @@ from decimal import Decimal
 from genvid_worker import log
 from genvid_worker.config import Provider, Settings, choose_provider
 from genvid_worker.poster import jpeg_bytes
-from genvid_worker.result import CONTENT_TYPE_JPEG, CONTENT_TYPE_MP4, Succeeded
+from genvid_worker.result import CONTENT_TYPE_JPEG, CONTENT_TYPE_MP4, Succeeded, cost_usd
 from genvid_worker.storage import Names, Store, object_names, open_store, storage_errors
 from genvid_worker.synthetic import RenderSpec, render
 from genvid_worker.veo import PollPolicy, Veo, VeoRequest, build_client
@@ -50,12 +50,18 @@ def run(request: GenerationRequest, settings: Settings, *, now: datetime) -> Suc
     with storage_errors():
         store = open_store(settings)
         if provider is Provider.SYNTHETIC:
-            return run_synthetic(request, store, names)
+            return run_synthetic(request, store, names, billing=settings.synthetic_billing)
         return run_veo(request, settings, store, names)
 
 
-def run_synthetic(request: GenerationRequest, store: Store, names: Names) -> Succeeded:
-    """Render straight into a resumable upload; the poster is the first frame, already at hand."""
+def run_synthetic(
+    request: GenerationRequest, store: Store, names: Names, *, billing: bool = True
+) -> Succeeded:
+    """Render straight into a resumable upload; the poster is the first frame, already at hand.
+
+    Billed at the model's list price unless `billing` is off, so budgets, settlement and
+    dashboards behave on a laptop as they do with Veo.
+    """
     spec = RenderSpec(
         prompt=request.prompt,
         duration_seconds=request.duration_seconds,
@@ -81,8 +87,9 @@ def run_synthetic(request: GenerationRequest, store: Store, names: Names) -> Suc
         size_bytes=sink.bytes_written,
         duration_seconds=rendered.duration_seconds,
         content_type=CONTENT_TYPE_MP4,
-        # Rendered here: no provider charges for it, whatever the model's price.
-        cost_usd=Decimal(0),
+        cost_usd=cost_usd(request.price_usd_per_second, request.duration_seconds)
+        if billing
+        else Decimal(0),
         operation=None,
     )
 

@@ -9,6 +9,7 @@ operator's: a cancel, even before the resource exists, goes through the resource
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,10 +29,13 @@ async def insert(
     user_id: uuid.UUID,
     request: GenerationCreate,
     idempotency_key: str | None,
+    on_insert: Callable[[Generation], Awaitable[None]] | None = None,
 ) -> Generation:
     """Insert a QUEUED generation (`request.model` resolved) and commit; with a key already
     used, return that one instead.
 
+    `on_insert` runs in the inserting transaction, for a new row only (a replay reserves
+    nothing twice); if it raises, the insert is rolled back.
     Concurrent requests with one key race on the unique constraint, so exactly one row is ever
     inserted; the key with a different request is Invalid. The session's transaction is over on
     return (its connection back in the pool): the caller's next step (creating the resource)
@@ -52,6 +56,12 @@ async def insert(
     result = await session.exec(statement.returning(Generation))
     inserted: Generation | None = result.scalars().one_or_none()
     if inserted is not None:
+        if on_insert is not None:
+            try:
+                await on_insert(inserted)
+            except BaseException:
+                await session.rollback()
+                raise
         await session.commit()
         return inserted
     existing = (

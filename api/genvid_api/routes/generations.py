@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, status
 
-from genvid_api import outbox
+from genvid_api import guardrails, outbox
 from genvid_api.deps import Ctx, CurrentUser, SessionDep
 from genvid_api.errors import AUTH_RESPONSES, Conflict, Invalid, NotFound, responses
 from genvid_api.models import GenerationCreate, GenerationPublic, Page
@@ -36,13 +36,15 @@ _NOT_FOUND = (NotFound, "No such generation (or not yours)")
             "characters; unknown model; bad duration or aspect ratio), or an Idempotency-Key "
             "already used by this user for a different request",
         )
-    ),
+    )
+    | guardrails.GENERATE_RESPONSES,
 )
 async def generate(
     body: GenerationCreate,
     user: CurrentUser,
     session: SessionDep,
     ctx: Ctx,
+    moment: guardrails.Now,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -68,7 +70,10 @@ async def generate(
             "invalid_idempotency_key",
         )
     request = body.model_copy(update={"model": model})
-    generation = await generations.insert(session, user.id, request, idempotency_key)
+    await guardrails.count_request(session, settings, user.id, moment)
+    generation = await generations.insert(
+        session, user.id, request, idempotency_key, guardrails.reservation(session, ctx, moment)
+    )
     # The row is committed: from here on a crash loses nothing (the outbox creates the resource).
     current = await outbox.ensure_resource(ctx, generation.id)
     return await present_generation(ctx, current or generation)
