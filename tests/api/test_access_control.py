@@ -91,6 +91,7 @@ MATRIX: dict[str, Case] = {
     "GET /events": Case(None, why="the caller's own stream; names nothing of the victim"),
     # Users and follows
     "GET /me": ok(200, why="the caller"),
+    "GET /me/usage": ok(200, why="the caller's own budget and queue"),
     "GET /users/{username}": ok(200),
     "GET /users/{username}/videos": ok(200),
     "GET /users/{username}/followers": ok(200),
