@@ -6,11 +6,14 @@ api's and the operator's own code (`genvid_api.queries.generations.insert` +
 `genvid_api.budgets.reserve`, `genvid_operator.admission.Admissions`), so the figures are the
 database work the request and the operator add; the HTTP layer is the same with budgets on or
 off. Both variants run in the same process against the same server, interleaved in rounds, so
-machine load hits both alike.
+machine load hits both alike, and the reservation's cost is given as a ratio to the POST without
+it in the same run (p50 over p50, p99 over p99, and the median of the per-round ratios), which
+compares across machines where milliseconds do not.
 
     .venv/bin/python -m bench.admission [--requests N] [--waiting N]
 
-Prints p50 / p99 in milliseconds and writes bench/results/admission.json.
+Prints p50 / p99 in milliseconds and the ratios, and writes bench/results/admission.json and
+bench/results/admission.svg (a bar chart of the same figures).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from pathlib import Path
 import asyncpg
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.svg import bar_chart
 from genvid_api import budgets
 from genvid_api.config import Settings
 from genvid_api.db import create_session_factory
@@ -103,7 +107,38 @@ async def post_costs(url: str, requests: int) -> dict[str, dict[str, float]]:
                 samples[name].append(await timed(post))
     finally:
         await engine.dispose()
-    return {name: quantiles(values[requests // 10 :]) for name, values in samples.items()}
+    warm = {name: values[requests // 10 :] for name, values in samples.items()}
+    return {name: quantiles(values) for name, values in warm.items()} | {
+        "post_reservation_ratio": ratios(
+            warm["post_with_reservation"], warm["post_without_reservation"]
+        )
+    }
+
+
+def ratios(measured: list[float], baseline: list[float]) -> dict[str, float]:
+    """`measured` against `baseline`, sampled in the same rounds (pairs by index)."""
+    ours, theirs = quantiles(measured), quantiles(baseline)
+    return {
+        "p50": round(ours["p50_ms"] / theirs["p50_ms"], 3),
+        "p99": round(ours["p99_ms"] / theirs["p99_ms"], 3),
+        "paired_median": round(
+            statistics.median(a / b for a, b in zip(measured, baseline, strict=True)), 3
+        ),
+    }
+
+
+def plot(results: dict[str, dict[str, float]], path: Path) -> None:
+    latencies = {
+        name.replace("_", " "): (figures["p50_ms"], figures["p99_ms"])
+        for name, figures in results.items()
+        if "p50_ms" in figures
+    }
+    ratio = results["post_reservation_ratio"]
+    title = (
+        f"Admission control, ms; POST with / without the reservation: "
+        f"x{ratio['p50']:.2f} p50, x{ratio['p99']:.2f} p99"
+    )
+    bar_chart(path, title, "ms", latencies, ("p50", "p99"))
 
 
 async def admission_at_cap(url: str, waiting: int, rounds: int) -> dict[str, dict[str, float]]:
@@ -156,9 +191,16 @@ def main() -> None:
             postgres.process.stop()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "admission.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results, RESULTS / "admission.svg")
+    ratio = results.pop("post_reservation_ratio")
     width = max(len(name) for name in results)
     for name, figures in results.items():
         print(f"{name:<{width}}  p50 {figures['p50_ms']:8.3f} ms  p99 {figures['p99_ms']:8.3f} ms")
+    print(
+        f"POST with the reservation / without: p50 x{ratio['p50']:.2f}, p99 x{ratio['p99']:.2f}, "
+        f"median of the pairs x{ratio['paired_median']:.2f}"
+    )
+    print(f"plot: {RESULTS / 'admission.svg'}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,12 @@ picks waiting rows in fair order, sets their `admitted_at` and writes every othe
 `queue_position`. The reconcile of a waiting generation runs a pass before it gives up; a pass
 also runs after every finish and on a short timer, and the generations it admits are kicked.
 
+A generation whose VideoGeneration vanishes before it finished (deleted while the operator
+ran, or while none watched) ends CANCELED with reason `ResourceDeleted`: one transition
+written to its row with the next `event_seq`, settled in the same transaction as a cancel
+would be, and handed back as an event for the caller to publish (Postgres first, as every
+transition; the api's SSE falls back to the row if the publication is lost).
+
 Fair order: a waiting row's key is its owner's admitted count plus its rank among the owner's
 waiting rows, then its queued time; so one user's fifty waiting generations take turns with
 another user's one instead of all going first (FIFO across users, round-robin within).
@@ -22,7 +28,8 @@ from datetime import datetime
 
 import asyncpg
 
-from genvid_contracts.pricing import charge_micros
+from genvid_contracts.events import TransitionEvent
+from genvid_contracts.pricing import charge_micros, usd_text
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_operator import metrics
 from genvid_operator.phases import ADMITTED, Admission
@@ -57,9 +64,10 @@ SELECT id, status, cost_usd, started_at, reserved_micros FROM video_generation_j
  WHERE settled_at IS NULL AND status IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'REJECTED')
  ORDER BY updated_at LIMIT 100
 """
-_UNFINISHED = """
+_UNSETTLED = """
 SELECT status, cost_usd, started_at, reserved_micros FROM video_generation_jobs
  WHERE id = $1 AND settled_at IS NULL
+ FOR UPDATE
 """
 # Rows whose resource the api created and that are not finished: candidates for "vanished"
 # when their VideoGeneration is gone (deleted while no operator watched). The grace keeps a
@@ -70,7 +78,17 @@ SELECT id FROM video_generation_jobs
    AND updated_at < now() - make_interval(secs => $1)
  ORDER BY updated_at LIMIT 500
 """
+# The unfinished row of a vanished generation ends CANCELED, one transition further.
+_VANISH = """
+UPDATE video_generation_jobs SET
+    status = $2, reason = $3, message = $4, finished_at = now(), queue_position = NULL,
+    event_seq = event_seq + 1, updated_at = now()
+ WHERE id = $1
+RETURNING *
+"""
 _SETTLE = "SELECT genvid_settle_generation($1, $2)"
+RESOURCE_DELETED = "ResourceDeleted"
+_DELETED_MESSAGE = "Its VideoGeneration was deleted before it finished."
 _RESERVED = "SELECT coalesce(sum(reserved_micros), 0) FROM budget_usage WHERE scope = 'global'"
 
 
@@ -114,29 +132,23 @@ def plan(
     return Plan(admit, positions)
 
 
-def settlement(row: asyncpg.Record, status: str | None = None) -> int:
-    """What a row is charged when it is settled (see genvid_contracts.pricing), as if its
-    status were `status` when given."""
-    return charge_micros(
-        status or row["status"],
-        row["cost_usd"],
-        started=row["started_at"] is not None,
-        estimate_micros=int(row["reserved_micros"]),
-    )
-
-
 async def settle(
     connection: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
     job_id: uuid.UUID,
     row: asyncpg.Record,
-    status: str | None = None,
-) -> bool:
-    """Settle the row once (genvid_settle_generation); False if it already was."""
-    charged = settlement(row, status)
-    settled = bool(await connection.fetchval(_SETTLE, job_id, charged))
-    if settled:
-        metrics.SETTLED_USD.inc(charged / 1_000_000)
-    return settled
+) -> int | None:
+    """Settle the row once (genvid_settle_generation) at what its terminal status is charged
+    (see genvid_contracts.pricing); the micro-USD charged, None if it was settled already."""
+    charged = charge_micros(
+        row["status"],
+        row["cost_usd"],
+        started=row["started_at"] is not None,
+        estimate_micros=int(row["reserved_micros"]),
+    )
+    if not await connection.fetchval(_SETTLE, job_id, charged):
+        return None
+    metrics.SETTLED_USD.inc(charged / 1_000_000)
+    return charged
 
 
 class Admissions:
@@ -183,35 +195,34 @@ class Admissions:
         row = await self._pool.fetchrow(_ROW, job_id)
         return Admission(admitted=False, position=row["queue_position"] if row else None), others
 
-    async def settle_vanished(self, name: str) -> None:
-        """The generation's resource is gone: release what it holds (charged as if it had
-        been canceled then), so it counts against no budget or cap."""
+    async def release_vanished(self, name: str) -> TransitionEvent | None:
+        """The generation's resource is gone: an unfinished row ends CANCELED
+        (`ResourceDeleted`) and is settled as a cancel is (nothing charged unless a worker
+        started), so it holds no budget and no place under the caps. Returns the transition to
+        publish; None if there was none (no row, or finished already)."""
         try:
             job_id = uuid.UUID(name)
         except ValueError:
-            return
+            return None
         async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(_UNFINISHED + " FOR UPDATE", job_id)
+            row = await connection.fetchrow(_UNSETTLED, job_id)
             if row is None:
-                return
-            status = row["status"]
-            if status not in TERMINAL_STATUSES:
-                status = GenerationStatus.CANCELED
-            await settle(connection, job_id, row, status)
+                return None
+            if row["status"] in TERMINAL_STATUSES:
+                await settle(connection, job_id, row)  # its transition was published already
+                return None
+            row = await connection.fetchrow(
+                _VANISH, job_id, GenerationStatus.CANCELED, RESOURCE_DELETED, _DELETED_MESSAGE
+            )
+            assert row is not None, "locked above"
+            charged = await settle(connection, job_id, row)
+        return _event(row, charged or 0)
 
     async def created_unfinished(self, grace_seconds: float) -> list[str]:
-        """Names of unfinished generations whose resource was created (see `reap_vanished`)."""
+        """Names of unfinished generations whose resource was created: those of them missing
+        from a list of the resources made after this call vanished unseen."""
         rows = await self._pool.fetch(_CREATED_UNFINISHED, grace_seconds)
         return [str(row["id"]) for row in rows]
-
-    async def reap_vanished(self, candidates: list[str], existing: set[str]) -> list[str]:
-        """Release what the candidates whose resource no longer exists hold; the rows must be
-        read before the resources are listed, so a resource created in between is never
-        taken for gone. Returns the names released."""
-        vanished = [name for name in candidates if name not in existing]
-        for name in vanished:
-            await self.settle_vanished(name)
-        return vanished
 
     async def reap(self) -> int:
         """Settle finished rows left unsettled (a crash between writes, rows finished by
@@ -219,6 +230,33 @@ class Admissions:
         settled = 0
         async with self._pool.acquire() as connection:
             for row in await connection.fetch(_UNSETTLED_FINISHED):
-                settled += await settle(connection, row["id"], row)
+                settled += await settle(connection, row["id"], row) is not None
             metrics.RESERVED_USD.set(int(await connection.fetchval(_RESERVED)) / 1_000_000)
         return settled
+
+
+def _event(row: asyncpg.Record, charged_micros: int) -> TransitionEvent:
+    """The transition event of a row the operator ended itself (no resource to take it from)."""
+
+    def time(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": str(row["id"]),
+        "user_id": str(row["user_id"]),
+        "status": row["status"],
+        "seq": int(row["event_seq"]),
+        "reason": row["reason"],
+        "message": row["message"],
+        "attempts": int(row["attempts"]),
+        "updated_at": time(row["updated_at"]),
+        "started_at": time(row["started_at"]),
+        "finished_at": time(row["finished_at"]),
+        "bucket": row["bucket"],
+        "object_name": row["object_name"],
+        "poster_object": row["poster_object"],
+        "size_bytes": row["size_bytes"],
+        "duration_seconds": row["video_duration_seconds"],
+        "cost_usd": usd_text(charged_micros),
+        "queue_position": None,
+    }

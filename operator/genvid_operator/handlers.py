@@ -116,12 +116,12 @@ async def admission_loop(ctx: Context) -> None:
 
 
 async def _reap_vanished(ctx: Context, admissions: Admissions) -> None:
+    # The rows first, then the resources: one created in between is never taken for gone.
     candidates = await admissions.created_unfinished(grace_seconds=ctx.settings.resync_seconds)
     if not candidates:
         return
     existing = await ctx.cluster.generation_names(ctx.settings.namespace)
-    for name in await admissions.reap_vanished(candidates, existing):
-        log.warning("generation %s: its resource is gone; its reservation is released", name)
+    await ctx.vanished([name for name in candidates if name not in existing])
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -154,11 +154,7 @@ async def generation_changed(
 ) -> None:
     assert namespace, "VideoGeneration is namespaced"
     if type == "DELETED":
-        memo.ctx.forget(namespace, name)
-        if memo.ctx.admissions is not None:
-            # Gone before it finished: its reservation and its place are released.
-            await memo.ctx.admissions.settle_vanished(name)
-            await memo.ctx.admit()
+        await memo.ctx.vanished([name])
         return
     await _reconcile(memo, namespace, name, "generation")
 

@@ -75,6 +75,24 @@ class Context:
         if self.admissions is not None:
             self.kick(await self.admissions.admit())
 
+    async def vanished(self, names: list[str]) -> None:
+        """These generations' resources are gone (a DELETED event, or missing from a list):
+        each unfinished one ends CANCELED (`ResourceDeleted`), its transition published, and
+        the places it held under the caps go to the next in line."""
+        namespace = self.settings.namespace
+        for name in names:
+            async with self.locks[(namespace, name)]:  # no reconcile of it is half-way
+                released = self.admissions and await self.admissions.release_vanished(name)
+                if released:
+                    log.warning("%s/%s: its resource is gone: canceled", namespace, name)
+                    metrics.TRANSITIONS.labels(
+                        phase=released["status"], reason=released["reason"] or ""
+                    ).inc()
+                    await self.events.publish_once(released)
+            self.forget(namespace, name)
+        if names:
+            await self.admit()
+
 
 async def _kicked(ctx: Context, namespace: str, name: str) -> None:
     try:

@@ -26,7 +26,7 @@ from genvid_devstack import apps
 from genvid_devstack.state import State
 from support.api import ApiClient, api_env, api_http_client, in_process_api, make_settings
 from support.api_process import start_api_process
-from support.database import scratch_database
+from support.database import fetch, ledger, scratch_database
 from support.kube import kubectl_json
 
 pytestmark = pytest.mark.stack
@@ -40,21 +40,6 @@ async def database(stack_env: dict[str, str]) -> AsyncIterator[str]:
     async with scratch_database(stack_env, "genvid_budget") as url:
         await asyncio.to_thread(apps.migrate, {"DATABASE_URL": url})
         yield url
-
-
-async def fetch(database: str, query: str, *args: Any) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(database)
-    try:
-        return list(await connection.fetch(query, *args))
-    finally:
-        await connection.close()
-
-
-async def ledger(database: str, scope: str) -> tuple[int, int]:
-    rows = await fetch(
-        database, "SELECT reserved_micros, spent_micros FROM budget_usage WHERE scope = $1", scope
-    )
-    return (rows[0]["reserved_micros"], rows[0]["spent_micros"]) if rows else (0, 0)
 
 
 def owned_resources(stack_env: dict[str, str], namespace: str, user_id: str) -> list[str]:

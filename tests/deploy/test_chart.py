@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
+from genvid_operator.config import Settings as OperatorSettings
 from support import REPO
 from support.kube import KUBECTL, kubectl
 from support.processes import free_port
@@ -157,6 +158,20 @@ def test_template_wires_the_components_together() -> None:
     assert migrate["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
     (job,) = migrate["spec"]["template"]["spec"]["containers"]
     assert job["command"] == ["alembic", "-c", "/app/api/alembic.ini", "upgrade", "head"]
+
+
+def test_the_budgets_values_reach_the_operators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    docs = render(
+        "--set=budgets.globalMaxActive=7,budgets.userMaxActive=3",
+        "--set-json=budgets.admissionIntervalSeconds=0.5",
+    )
+    (op,) = find(docs, "Deployment", "genvid-operator")["spec"]["template"]["spec"]["containers"]
+    for name, value in env_of(op).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    settings = OperatorSettings()
+    assert (settings.global_max_active, settings.user_max_active) == (7, 3)
+    assert settings.admission_interval_seconds == 0.5
 
 
 def test_every_pod_is_locked_down() -> None:

@@ -8,6 +8,7 @@ event, so "never more than the cap" is checked on everything the apiserver saw, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import subprocess
@@ -21,14 +22,16 @@ from typing import Any
 import pytest
 
 from support.api import Account
+from support.database import fetch, ledger
 from support.kube import kubectl_watch
-from support.pipeline import Generation, Pipeline, PipelineSettings, job_row, submit
+from support.pipeline import Generation, Pipeline, PipelineSettings, job_row, submit, until_final
 from support.polling import eventually
 
 pytestmark = pytest.mark.stack
 
 GLOBAL_CAP, USER_CAP = 3, 2
 FAST_MICROS = 600_000  # what 4 s of veo-3.0-fast-generate-001 cost, at $0.15 a second
+FINALIZER = "genvid.io/operator"  # kopf's, while a generation is unfinished (its resync timer)
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +117,19 @@ class JobWatch:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
+
+
+async def status_of(generation: Generation) -> tuple[str, str | None]:
+    body = await generation.get()
+    return body["status"], body["reason"]
+
+
+async def until_status(generation: Generation, status: str, reason: str | None = None) -> None:
+    async def reached() -> bool:
+        seen = await status_of(generation)
+        return seen[0] == status and (reason is None or seen[1] == reason)
+
+    await eventually(reached, what=f"{generation.id} {status} {reason or ''}", seconds=120)
 
 
 async def submit_many(pipeline: Pipeline, user: Account, tag: str, count: int) -> list[Generation]:
@@ -280,3 +296,165 @@ async def test_operator_killed_while_generations_wait_and_run_keeps_the_caps(
     for generation in everything:
         row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
         assert row["settled_at"] is not None and row["charged_micros"] == FAST_MICROS
+
+
+async def deleted(pipeline: Pipeline, *generations: Generation, wait: bool = True) -> None:
+    """`kubectl delete` the generations' VideoGenerations, as an administrator would."""
+    names = [generation.id for generation in generations]
+    await asyncio.to_thread(pipeline.kubectl, "delete", "vg", *names, f"--wait={wait}")
+
+
+async def test_a_generation_deleted_while_the_operator_runs_ends_canceled_and_frees_its_place(
+    pipeline: Pipeline,
+) -> None:
+    user = await pipeline.api.register("u")
+    tag = f"deleted-{uuid.uuid4().hex[:6]}"
+    pipeline.veo.add_scenario(tag, polls_until_done=60)
+    running, kept = await submit_many(pipeline, user, tag, USER_CAP)
+    first_waiting, second_waiting = await submit_many(pipeline, user, f"{tag} waits", 2)
+    await until_status(running, "RUNNING")
+    await until_status(second_waiting, "QUEUED", "WaitingForCapacity")
+
+    await deleted(pipeline, second_waiting)
+    await until_status(second_waiting, "CANCELED", "ResourceDeleted")
+    async with running.stream() as reader:
+        await deleted(pipeline, running)
+        events = await until_final(reader)
+    last = events[-1].data
+    assert (last["status"], last["reason"], last["cost_usd"]) == (
+        "CANCELED", "ResourceDeleted", "0.60",
+    )  # fmt: skip
+    # The place the deleted one held goes to the next in line.
+    await until_status(first_waiting, "RUNNING")
+    spend = await usage(pipeline, user)
+    assert (spend["active"], spend["waiting"]) == (USER_CAP, 0)
+    assert (spend["spent_usd"], spend["reserved_usd"]) == ("0.60", "1.20")
+    started = await job_row(pipeline.env["DATABASE_URL"], running.id)
+    never_admitted = await job_row(pipeline.env["DATABASE_URL"], second_waiting.id)
+    assert started["settled_at"] is not None and started["charged_micros"] == FAST_MICROS
+    assert never_admitted["settled_at"] is not None and never_admitted["charged_micros"] == 0
+    assert never_admitted["admitted_at"] is None and not job_exists(pipeline, second_waiting.id)
+
+    await deleted(pipeline, kept, first_waiting)
+
+    async def nothing_held() -> bool:
+        spend = await usage(pipeline, user)
+        return (spend["active"], spend["waiting"], spend["reserved_usd"]) == (0, 0, "0.00")
+
+    await eventually(nothing_held, what="everything of the user's released", seconds=30)
+
+
+async def test_generations_deleted_while_no_operator_watched_are_released_when_it_returns(
+    pipeline: Pipeline,
+) -> None:
+    """An admitted generation carries kopf's finalizer, so deleting it with no operator leaves
+    it Terminating until one returns; one created while no operator ran has none and is gone
+    at once, unseen: the operator's reaper finds its row without a resource."""
+    user = await pipeline.api.register("u")
+    tag = f"unwatched-{uuid.uuid4().hex[:6]}"
+    pipeline.veo.add_scenario(tag, polls_until_done=60)
+    admitted = await submit(pipeline.api, user, f"{tag} admitted")
+    await until_status(admitted, "RUNNING")
+    await eventually(
+        lambda: FINALIZER in resource(pipeline, admitted.id)["metadata"].get("finalizers", []),
+        what="kopf's finalizer on the admitted generation",
+        seconds=30,
+    )
+
+    pipeline.operator.stop()
+    unseen = await submit(pipeline.api, user, f"{tag} unseen")
+    assert FINALIZER not in resource(pipeline, unseen.id)["metadata"].get("finalizers", [])
+    await deleted(pipeline, admitted, unseen, wait=False)
+    assert resource(pipeline, admitted.id)["metadata"]["deletionTimestamp"]
+    assert not pipeline.kubectl("get", "vg", unseen.id, "--ignore-not-found", "-o", "name")
+    held = await usage(pipeline, user)
+    assert (held["active"], held["reserved_usd"]) == (1, "1.20")
+
+    pipeline.restart_operator()
+    for generation in (admitted, unseen):
+        await until_status(generation, "CANCELED", "ResourceDeleted")
+    spend = await usage(pipeline, user)
+    assert (spend["active"], spend["waiting"]) == (0, 0)
+    assert (spend["spent_usd"], spend["reserved_usd"]) == ("0.60", "0.00")
+    rows = [await job_row(pipeline.env["DATABASE_URL"], g.id) for g in (admitted, unseen)]
+    assert [row["charged_micros"] for row in rows] == [FAST_MICROS, 0]
+    assert all(row["settled_at"] is not None for row in rows)
+    await eventually(
+        lambda: not pipeline.kubectl("get", "vg", admitted.id, "--ignore-not-found", "-o", "name"),
+        what="the finalizer to be released",
+        seconds=60,
+    )
+
+
+ADMISSION_FAMILIES = (
+    "genvid_budget_settled_usd",
+    "genvid_budget_reserved_usd",
+    "genvid_admission_active",
+    "genvid_admission_waiting",
+    "genvid_admission_wait_seconds",
+)
+
+
+def sample(metrics: dict[str, Any], name: str) -> float:
+    """The value of an unlabelled sample (`name` as exposed: `_total`, `_count`, `_sum`)."""
+    family = name.removesuffix("_total").removesuffix("_count").removesuffix("_sum")
+    [value] = [s.value for s in metrics[family].samples if s.name == name]
+    return float(value)
+
+
+async def test_the_operators_spend_and_admission_metrics_agree_with_the_ledger(
+    pipeline: Pipeline,
+) -> None:
+    database = pipeline.env["DATABASE_URL"]
+    before = await pipeline.operator_metrics()
+    for name in ADMISSION_FAMILIES:
+        assert before[name].documentation, f"{name} has no HELP"
+        labels = {key for s in before[name].samples for key in s.labels}
+        assert labels <= {"le"}, f"{name} is labelled {labels}"
+    user = await pipeline.api.register("u")
+    tag = f"metered-{uuid.uuid4().hex[:6]}"
+    pipeline.veo.add_scenario(tag, polls_until_done=30)
+    generations = await submit_many(pipeline, user, tag, USER_CAP + 1)
+
+    async def gauges_show_the_ledger() -> bool:
+        metrics = await pipeline.operator_metrics()
+        reserved, _ = await ledger(database, "global")
+        return (
+            sample(metrics, "genvid_admission_active") == USER_CAP
+            and sample(metrics, "genvid_admission_waiting") == 1
+            and reserved == (USER_CAP + 1) * FAST_MICROS
+            and sample(metrics, "genvid_budget_reserved_usd") == pytest.approx(reserved / 1e6)
+        )
+
+    await eventually(gauges_show_the_ledger, what="two running, one waiting", seconds=90)
+    for generation in generations:
+        assert (await generation.wait_final(seconds=240))["status"] == "SUCCEEDED"
+
+    async def settled() -> dict[str, Any] | None:
+        metrics = await pipeline.operator_metrics()
+        idle = (
+            sample(metrics, "genvid_admission_active"),
+            sample(metrics, "genvid_admission_waiting"),
+            sample(metrics, "genvid_budget_reserved_usd"),
+        )
+        return metrics if idle == (0, 0, 0) and (await ledger(database, "global"))[0] == 0 else None
+
+    after = await eventually(settled, what="the gauges back to zero", seconds=60)
+    rows = await fetch(
+        database,
+        "SELECT charged_micros, extract(epoch FROM admitted_at - created_at) AS waited "
+        "FROM video_generation_jobs WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(g.id) for g in generations],
+    )
+    charged = sum(row["charged_micros"] for row in rows)
+    assert charged == (USER_CAP + 1) * FAST_MICROS
+    settled_usd = sample(after, "genvid_budget_settled_usd_total")
+    assert settled_usd - sample(before, "genvid_budget_settled_usd_total") == pytest.approx(
+        charged / 1e6
+    )
+    waits = [float(row["waited"]) for row in rows]
+    count = "genvid_admission_wait_seconds_count"
+    assert sample(after, count) - sample(before, count) == len(rows)
+    total = "genvid_admission_wait_seconds_sum"
+    assert sample(after, total) - sample(before, total) == pytest.approx(sum(waits), abs=1e-3)
+    assert max(waits) > 1  # the third waited for one of the first two to finish

@@ -10,6 +10,7 @@ import contextlib
 import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 
@@ -33,3 +34,23 @@ async def scratch_database(stack_env: dict[str, str], prefix: str) -> AsyncItera
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def fetch(database: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """One query on a connection of its own."""
+    connection = await asyncpg.connect(database)
+    try:
+        return list(await connection.fetch(query, *args))
+    finally:
+        await connection.close()
+
+
+async def ledger(database: str, scope: str) -> tuple[int, int]:
+    """A budget scope's (a user id, or 'global') reserved and spent micro-USD, all periods."""
+    rows = await fetch(
+        database,
+        "SELECT coalesce(sum(reserved_micros), 0) AS reserved, "
+        "coalesce(sum(spent_micros), 0) AS spent FROM budget_usage WHERE scope = $1",
+        scope,
+    )
+    return int(rows[0]["reserved"]), int(rows[0]["spent"])

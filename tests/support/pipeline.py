@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from genvid_devstack import apps
 from genvid_devstack.process import Process
@@ -129,6 +131,13 @@ class Pipeline:
         if scenario:
             self.veo.add_scenario(prompt, **scenario)
         return await generate(self.api, prompt), prompt
+
+    async def operator_metrics(self) -> dict[str, Metric]:
+        """The operator's Prometheus metrics by family name (a counter's without `_total`)."""
+        port = self.state.port("operator-metrics")
+        response = await self.api.http.get(f"http://127.0.0.1:{port}/metrics")
+        assert response.status_code == 200, response.text
+        return {family.name: family for family in text_string_to_metric_families(response.text)}
 
     def kubectl(self, *args: str) -> str:
         return kubectl(self.env["KUBECONFIG"], "-n", self.namespace, *args).stdout
