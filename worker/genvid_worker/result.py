@@ -58,9 +58,9 @@ Result = WorkerResult | Failed
 
 
 def exit_code(result: Result) -> int:
-    if not isinstance(result, Failed):
-        return EXIT_SUCCESS
-    return EXIT_RETRYABLE if result.retryable else EXIT_PERMANENT
+    if isinstance(result, Failed):
+        return EXIT_RETRYABLE if result.retryable else EXIT_PERMANENT
+    return EXIT_SUCCESS
 
 
 def cost_usd(price_usd_per_second: Decimal | None, seconds: int) -> Decimal:
@@ -81,16 +81,16 @@ def decimal_text(value: Decimal) -> str:
 
 
 def to_document(result: Result) -> WorkerResult:
-    if not isinstance(result, Failed):
-        return result
-    return {
-        "status": "failed",
-        "reason": str(result.reason),
-        "message": result.message,
-        "retryable": result.retryable,
-        # A failed generation is never charged (a safety-filtered one included).
-        "cost_usd": "0",
-    }
+    if isinstance(result, Failed):
+        return {
+            "status": "failed",
+            "reason": str(result.reason),
+            "message": result.message,
+            "retryable": result.retryable,
+            # A failed generation is never charged (a safety-filtered one included).
+            "cost_usd": "0",
+        }
+    return result
 
 
 def encode(result: Result, limit: int = TERMINATION_LOG_MAX_BYTES) -> bytes:
