@@ -159,21 +159,14 @@ async def subscribe(
     The clean-up is shielded: it runs to the end even when the SSE response is being
     cancelled (client gone, server shutting down).
     """
-    config = ConsumerConfig()
-    if start_seq is not None:
-        policy = DeliverPolicy.BY_START_SEQUENCE
-        config.opt_start_seq = start_seq
-    else:
-        policy = DeliverPolicy.ALL
-    sub = await js.subscribe(
-        subject,
-        stream=STREAM_NAME,
-        ordered_consumer=True,
+    # The whole consumer in its config; subscribe adds the ordered consumer's own settings.
+    config = ConsumerConfig(
+        deliver_policy=DeliverPolicy.ALL if start_seq is None else DeliverPolicy.BY_START_SEQUENCE,
+        opt_start_seq=start_seq,
         idle_heartbeat=idle_heartbeat,
-        deliver_policy=policy,
-        config=config,
         inactive_threshold=CONSUMER_INACTIVE_THRESHOLD_SECONDS,
     )
+    sub = await js.subscribe(subject, stream=STREAM_NAME, ordered_consumer=True, config=config)
     try:
         yield Subscription(sub)
     finally:

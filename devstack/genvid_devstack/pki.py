@@ -36,6 +36,14 @@ _APISERVER_SANS = (
 )
 
 
+# A CA signs certificates and revocation lists, and nothing else (KeyUsage names all nine).
+_CA_KEY_USAGE = x509.KeyUsage(
+    digital_signature=True, key_cert_sign=True, crl_sign=True,
+    content_commitment=False, key_encipherment=False, data_encipherment=False,
+    key_agreement=False, encipher_only=False, decipher_only=False,
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class CertPair:
     cert: Path
@@ -118,20 +126,7 @@ def _ensure_ca(pair: CertPair) -> tuple[x509.Certificate, ec.EllipticCurvePrivat
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + _VALIDITY * 5)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_CA_KEY_USAGE, critical=True)
         .sign(key, hashes.SHA256())
     )
     _write_key(pair.key, key)

@@ -249,18 +249,17 @@ def decide(
     def transition(**changes: Any) -> VideoGenerationStatus | None:
         return with_transition(vg, changes, now)
 
+    def end(phase: str, reason: str, message: str, **changes: Any) -> VideoGenerationStatus | None:
+        """A transition to a terminal phase, which always records when it ended."""
+        return transition(phase=phase, reason=reason, message=message, finishedAt=stamp, **changes)
+
     if phase in TERMINAL_STATUSES:
         # A canceled generation's Job may still exist if deleting it failed earlier.
         return Decision(delete_job=phase == CANCELED and job is not None)
 
     if spec.get("cancel"):
         return Decision(
-            status=transition(
-                phase=CANCELED,
-                reason="CanceledByUser",
-                message="Canceled at the owner's request.",
-                finishedAt=stamp,
-            ),
+            status=end(CANCELED, "CanceledByUser", "Canceled at the owner's request."),
             delete_job=job is not None,
         )
 
@@ -268,24 +267,18 @@ def decide(
         cost = _estimated_cost(limits, int(spec["durationSeconds"]))
         if cost is None:
             return Decision(
-                status=transition(
-                    phase=REJECTED,
-                    reason="UnknownModel",
-                    message=f"Model {spec['model']!r} is not offered.",
-                    finishedAt=stamp,
-                )
+                status=end(REJECTED, "UnknownModel", f"Model {spec['model']!r} is not offered.")
             )
         if cost > limits.max_cost_usd:
             return Decision(
-                status=transition(
-                    phase=REJECTED,
-                    reason="CostLimitExceeded",
-                    message=(
+                status=end(
+                    REJECTED,
+                    "CostLimitExceeded",
+                    (
                         f"Estimated cost ${_money(cost)} is over the limit of "
                         f"${_money(limits.max_cost_usd)} per generation."
                     ),
                     estimatedCostUSD=_money(cost),
-                    finishedAt=stamp,
                 )
             )
         queued = {
@@ -329,12 +322,7 @@ def decide(
 
     if job is None:
         return Decision(
-            status=transition(
-                phase=FAILED,
-                reason="JobLost",
-                message="The worker Job was deleted before it finished.",
-                finishedAt=stamp,
-            )
+            status=end(FAILED, "JobLost", "The worker Job was deleted before it finished.")
         )
 
     started = [pod for pod in pods if _pod_state(pod) != "waiting"]

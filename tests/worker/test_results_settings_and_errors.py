@@ -20,9 +20,11 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image
 
+from genvid_contracts.worker import WorkerResult
 from genvid_worker import cli, poster, result, synthetic
 from genvid_worker.config import Provider, Settings, choose_provider, vertex_configured
-from genvid_worker.result import Failed, Reason, Succeeded, WorkerError
+from genvid_worker.request import GenerationRequest
+from genvid_worker.result import Failed, Reason, WorkerError
 from genvid_worker.storage import (
     Names,
     classify_storage_error,
@@ -33,7 +35,6 @@ from genvid_worker.storage import (
 from genvid_worker.veo import (
     PollPolicy,
     Veo,
-    VeoRequest,
     classify_api_error,
     classify_operation_error,
     generation_config,
@@ -59,8 +60,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def succeeded(**overrides: Any) -> Succeeded:
+def succeeded(**overrides: Any) -> WorkerResult:
     fields: dict[str, Any] = {
+        "status": "succeeded",
         "provider": "veo",
         "model": "veo-3.0-fast-generate-001",
         "bucket": "genvid-previews",
@@ -69,10 +71,10 @@ def succeeded(**overrides: Any) -> Succeeded:
         "size_bytes": 1234,
         "duration_seconds": 4.0,
         "content_type": "video/mp4",
-        "cost_usd": Decimal("0.60"),
+        "cost_usd": result.decimal_text(Decimal("0.60")),
         "operation": "publishers/google/models/m/operations/1",
     }
-    return Succeeded(**{**fields, **overrides})
+    return WorkerResult(**{**fields, **overrides})
 
 
 # --- result contract -----------------------------------------------------------------------------
@@ -408,7 +410,7 @@ def test_an_operation_error_is_classified_when_reading_the_result() -> None:
 
 
 def test_generation_config_asks_for_one_video_written_to_the_bucket() -> None:
-    request = VeoRequest("j", "p", "m", 4, "9:16", negative_prompt="n", seed=7)
+    request = GenerationRequest("j", "p", 4, "9:16", model="m", negative_prompt="n", seed=7)
     config = generation_config(request, "gs://b/previews/j/veo/")
     assert config.number_of_videos == 1
     assert config.output_gcs_uri == "gs://b/previews/j/veo/"

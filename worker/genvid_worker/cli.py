@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from genvid_contracts.worker import DEFAULT_MODEL, Reason
 from genvid_worker import generation, log
 from genvid_worker.config import Provider, Settings
+from genvid_worker.request import GenerationRequest
 from genvid_worker.result import (
     Failed,
     Result,
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_request(argv: Sequence[str]) -> generation.GenerationRequest:
+def parse_request(argv: Sequence[str]) -> GenerationRequest:
     """The validated request, or `WorkerError(InvalidRequest)` saying what is wrong."""
     try:
         args = build_parser().parse_args(list(argv))
@@ -105,7 +106,7 @@ def parse_request(argv: Sequence[str]) -> generation.GenerationRequest:
     price = _price(args.price_usd_per_second, problems)
     if problems:
         raise permanent(Reason.INVALID_REQUEST, "invalid arguments: " + "; ".join(problems))
-    return generation.GenerationRequest(
+    return GenerationRequest(
         job_id=args.job_id,
         prompt=prompt,
         model=args.model,

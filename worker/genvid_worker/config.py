@@ -12,6 +12,7 @@ previews instead of failing.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -27,8 +28,9 @@ class Provider(StrEnum):
     SYNTHETIC = "synthetic"
 
 
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(f"GENVID_{name}", name)
+def _also_read_as(name: str) -> Any:
+    """An optional setting the client library reads as `name`: either variable sets it."""
+    return Field(default=None, validation_alias=AliasChoices(f"GENVID_{name}", name))
 
 
 class Settings(BaseSettings):
@@ -45,9 +47,7 @@ class Settings(BaseSettings):
     )
 
     # Cloud Storage. The emulator host is the client library's own variable.
-    storage_emulator_host: str | None = Field(
-        default=None, validation_alias=_env("STORAGE_EMULATOR_HOST")
-    )
+    storage_emulator_host: str | None = _also_read_as("STORAGE_EMULATOR_HOST")
     storage_project: str | None = Field(
         default=None, description="Project for the storage client; the emulator's by default."
     )
@@ -58,13 +58,9 @@ class Settings(BaseSettings):
     )
 
     # Vertex AI, under the google-genai SDK's own variable names.
-    google_cloud_project: str | None = Field(
-        default=None, validation_alias=_env("GOOGLE_CLOUD_PROJECT")
-    )
-    google_cloud_location: str | None = Field(
-        default=None, validation_alias=_env("GOOGLE_CLOUD_LOCATION")
-    )
-    google_api_key: str | None = Field(default=None, validation_alias=_env("GOOGLE_API_KEY"))
+    google_cloud_project: str | None = _also_read_as("GOOGLE_CLOUD_PROJECT")
+    google_cloud_location: str | None = _also_read_as("GOOGLE_CLOUD_LOCATION")
+    google_api_key: str | None = _also_read_as("GOOGLE_API_KEY")
 
     veo_base_url: str | None = Field(
         default=None, description="Another endpoint for the Veo API (the fake server in tests)."

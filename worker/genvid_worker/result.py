@@ -4,7 +4,9 @@ Pure: nothing here touches the network or the disk, so the contract the operator
 tested without any server. The operator reads two things from a finished pod, both defined in
 `genvid_contracts.worker`: the exit code (its Job's podFailurePolicy fails the Job at once on
 `EXIT_PERMANENT` and retries the rest with back-off) and the `WorkerResult` document in the
-termination log (what to tell the user, what to bill).
+termination log (what to tell the user, what to bill). A provider that succeeds builds that
+document itself, so its keys are declared once, in the contract; a failure is a `Failed` until
+`to_document` writes it.
 
 The termination log holds at most 4096 bytes (the kubelet truncates beyond that), so `encode`
 shortens the free-text message rather than let the JSON be cut mid-string.
@@ -46,33 +48,19 @@ def retryable(reason: Reason, message: str) -> WorkerError:
 
 
 @dataclass(frozen=True)
-class Succeeded:
-    provider: str
-    model: str
-    bucket: str
-    object: str
-    poster_object: str
-    size_bytes: int
-    duration_seconds: float
-    content_type: str
-    cost_usd: Decimal
-    operation: str | None
-
-
-@dataclass(frozen=True)
 class Failed:
     reason: Reason
     message: str
     retryable: bool
 
 
-Result = Succeeded | Failed
+Result = WorkerResult | Failed
 
 
 def exit_code(result: Result) -> int:
-    if isinstance(result, Succeeded):
-        return EXIT_SUCCESS
-    return EXIT_RETRYABLE if result.retryable else EXIT_PERMANENT
+    if isinstance(result, Failed):
+        return EXIT_RETRYABLE if result.retryable else EXIT_PERMANENT
+    return EXIT_SUCCESS
 
 
 def cost_usd(price_usd_per_second: Decimal | None, seconds: int) -> Decimal:
@@ -82,34 +70,27 @@ def cost_usd(price_usd_per_second: Decimal | None, seconds: int) -> Decimal:
     return price_usd_per_second * seconds
 
 
+def reported_seconds(value: float) -> float:
+    """A duration to the millisecond: what a container says beyond that is noise."""
+    return round(value, 3)
+
+
 def decimal_text(value: Decimal) -> str:
     """Fixed-point text (never `1E+1`): money is a string so no float ever rounds it."""
     return format(value, "f")
 
 
 def to_document(result: Result) -> WorkerResult:
-    if isinstance(result, Succeeded):
+    if isinstance(result, Failed):
         return {
-            "status": "succeeded",
-            "provider": result.provider,
-            "model": result.model,
-            "bucket": result.bucket,
-            "object": result.object,
-            "poster_object": result.poster_object,
-            "size_bytes": result.size_bytes,
-            "duration_seconds": round(result.duration_seconds, 3),
-            "content_type": result.content_type,
-            "cost_usd": decimal_text(result.cost_usd),
-            "operation": result.operation,
+            "status": "failed",
+            "reason": str(result.reason),
+            "message": result.message,
+            "retryable": result.retryable,
+            # A failed generation is never charged (a safety-filtered one included).
+            "cost_usd": "0",
         }
-    return {
-        "status": "failed",
-        "reason": str(result.reason),
-        "message": result.message,
-        "retryable": result.retryable,
-        # A failed generation is never charged (a safety-filtered one included).
-        "cost_usd": "0",
-    }
+    return result
 
 
 def encode(result: Result, limit: int = TERMINATION_LOG_MAX_BYTES) -> bytes:

@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 import av
@@ -33,17 +32,19 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
-from genvid_contracts.worker import Reason
+from genvid_contracts.worker import Reason, WorkerResult
 from genvid_worker import log
 from genvid_worker.config import Settings
 from genvid_worker.poster import jpeg_bytes, probe
+from genvid_worker.request import GenerationRequest
 from genvid_worker.result import (
     CONTENT_TYPE_JPEG,
     CONTENT_TYPE_MP4,
-    Succeeded,
     WorkerError,
     cost_usd,
+    decimal_text,
     permanent,
+    reported_seconds,
     retryable,
 )
 from genvid_worker.storage import Names, Store, gs_uri, parse_gs_uri
@@ -56,18 +57,6 @@ RETRYABLE_OPERATION_CODES = frozenset({4, 8, 10, 13, 14})
 _RESOURCE_EXHAUSTED = 8
 # INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE: the same request would fail again.
 _INVALID_REQUEST_CODES = frozenset({3, 9, 11})
-
-
-@dataclass(frozen=True)
-class VeoRequest:
-    job_id: str
-    prompt: str
-    model: str
-    duration_seconds: int
-    aspect_ratio: str
-    negative_prompt: str | None = None
-    seed: int | None = None
-    price_usd_per_second: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +93,9 @@ _TRANSPORT_ERRORS = _transport_errors()
 # --- pure parts ---------------------------------------------------------------------------
 
 
-def generation_config(request: VeoRequest, output_gcs_uri: str) -> types.GenerateVideosConfig:
+def generation_config(
+    request: GenerationRequest, output_gcs_uri: str
+) -> types.GenerateVideosConfig:
     return types.GenerateVideosConfig(
         number_of_videos=1,
         duration_seconds=request.duration_seconds,
@@ -178,12 +169,10 @@ def video_object(operation: types.GenerateVideosOperation, bucket: str) -> str:
     return name
 
 
-def operation_record(
-    operation_name: str, request: VeoRequest, output: str, now: float
-) -> dict[str, Any]:
+def operation_record(operation_name: str, model: str, output: str, now: float) -> dict[str, Any]:
     return {
         "operation": operation_name,
-        "model": request.model,
+        "model": model,
         "output_gcs_uri": output,
         "started_at": datetime.fromtimestamp(now, UTC).isoformat(),
     }
@@ -244,14 +233,17 @@ class Veo:
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
 
-    def run(self, request: VeoRequest) -> Succeeded:
-        operation, started_at = self.start_or_resume(request)
+    def run(self, request: GenerationRequest, *, model: str) -> WorkerResult:
+        """`model` is the request's, or the deployment's default when it names none."""
+        operation, started_at = self.start_or_resume(request, model)
         done = self.wait(operation, started_at)
         source_name = video_object(done, self.store.name)
         log.info("veo.done", operation=done.name, video=gs_uri(self.store.name, source_name))
-        return self.publish(request, done.name or "", source_name)
+        return self.publish(request, model, done.name or "", source_name)
 
-    def start_or_resume(self, request: VeoRequest) -> tuple[types.GenerateVideosOperation, float]:
+    def start_or_resume(
+        self, request: GenerationRequest, model: str
+    ) -> tuple[types.GenerateVideosOperation, float]:
         record = self.store.read_json(self.names.operation_record)
         if record is not None:
             return self._resume(record)
@@ -259,7 +251,7 @@ class Veo:
         operation = _call(
             "generate_videos",
             lambda: self.client.models.generate_videos(
-                model=request.model,
+                model=model,
                 source=types.GenerateVideosSource(prompt=request.prompt),
                 config=generation_config(request, output),
             ),
@@ -267,7 +259,7 @@ class Veo:
         if not operation.name:
             raise permanent(Reason.PROVIDER_ERROR, "Veo started an operation without a name")
         started_at = self.clock()
-        document = operation_record(operation.name, request, output, started_at)
+        document = operation_record(operation.name, model, output, started_at)
         if not self.store.create_json(self.names.operation_record, document):
             # Another pod of this generation recorded its operation first: follow that one.
             theirs = self.store.read_json(self.names.operation_record)
@@ -339,7 +331,9 @@ class Veo:
             raise failure
         return operation
 
-    def publish(self, request: VeoRequest, operation_name: str, source_name: str) -> Succeeded:
+    def publish(
+        self, request: GenerationRequest, model: str, operation_name: str, source_name: str
+    ) -> WorkerResult:
         """Copy to the canonical name inside the bucket, then poster and facts from ranged reads."""
         video = self.store.server_side_copy(source_name, self.names.video, CONTENT_TYPE_MP4)
         log.info("video.copied", source=source_name, object=self.names.video, size=video.size)
@@ -352,15 +346,16 @@ class Veo:
         self.store.upload_bytes(self.names.poster, poster, CONTENT_TYPE_JPEG)
         log.info("poster.uploaded", object=self.names.poster, codec=facts.codec)
         duration = facts.duration_seconds or float(request.duration_seconds)
-        return Succeeded(
+        return WorkerResult(
+            status="succeeded",
             provider=PROVIDER,
-            model=request.model,
+            model=model,
             bucket=self.store.name,
             object=self.names.video,
             poster_object=self.names.poster,
             size_bytes=int(video.size),
-            duration_seconds=duration,
+            duration_seconds=reported_seconds(duration),
             content_type=CONTENT_TYPE_MP4,
-            cost_usd=cost_usd(request.price_usd_per_second, request.duration_seconds),
+            cost_usd=decimal_text(cost_usd(request.price_usd_per_second, request.duration_seconds)),
             operation=operation_name,
         )
