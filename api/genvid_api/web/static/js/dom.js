@@ -46,8 +46,11 @@ export function toMicros(usd) {
   return BigInt(whole) * MICROS + BigInt(padded) + roundUp;
 }
 
+/** "$0.60" from "0.6" or "0.600000": cents at least, every significant digit kept. */
 export function money(usd) {
-  return usd === null || usd === undefined ? '—' : `$${usd}`;
+  if (usd === null || usd === undefined) return '—';
+  const [whole, fraction = ''] = String(usd).split('.');
+  return `$${whole}.${fraction.replace(/0+$/, '').padEnd(2, '0')}`;
 }
 
 // --- Time

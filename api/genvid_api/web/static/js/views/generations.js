@@ -9,7 +9,7 @@ function item(g) {
     ? h('img', {src: g.poster_url, alt: '', loading: 'lazy', class: g.aspect_ratio === '9:16' ? 'portrait' : ''})
     : h('div', {class: 'placeholder', 'aria-hidden': 'true'}, '▶');
   return h('li', {class: 'generation', dataset: {id: g.id, status: g.status}},
-    h('a', {href: `#/generations/${g.id}`, class: 'thumb'}, preview),
+    h('a', {href: `#/generations/${g.id}`, class: 'thumb', tabindex: '-1', 'aria-hidden': 'true'}, preview),
     h('div', {class: 'body'},
       h('a', {href: `#/generations/${g.id}`, class: 'title'}, g.prompt),
       h('p', {class: 'meta'}, badge(g.status), ' ',

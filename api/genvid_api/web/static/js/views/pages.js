@@ -23,7 +23,10 @@ export function pager({list, path, limit = 12, render, empty, signal, infinite =
     cursor = page.next_cursor;
     done = cursor === null;
     more.hidden = done;
-    if (done && list.children.length === 0) replace(status, empty);
+    if (done && list.children.length === 0) {
+      status.classList.add('empty-note');
+      replace(status, empty);
+    }
     else if (done && infinite) replace(status, 'You have reached the end.');
   }
 
