@@ -42,6 +42,7 @@ class WebPage:
     base_url: str
     name: str
     expected_statuses: set[int] = field(default_factory=set)
+    expected_failures: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     shots: int = 0
 
@@ -55,11 +56,17 @@ class WebPage:
         status = _HTTP_STATUS.search(message.text)
         if status and int(status.group(1)) in self.expected_statuses:
             return
+        if message.location.get("url") in self.expected_failures:
+            return
         self.errors.append(f"console: {message.text} ({message.location.get('url')})")
 
     def expect_http_errors(self, *statuses: int) -> None:
         """Statuses this test provokes on purpose: Chromium logs each failed fetch."""
         self.expected_statuses.update(statuses)
+
+    def expect_failed_load(self, url: str) -> None:
+        """A resource this test keeps from loading on purpose (Chromium logs it)."""
+        self.expected_failures.add(url)
 
     async def open(self, route: str = "") -> None:
         """The app at `#/route` (or the page at an absolute path like `/docs`)."""
