@@ -126,8 +126,15 @@ async function signedIn() {
 }
 
 session.onEnd((reason) => {
-  if (reason === 'ended') notice = 'Your session has ended. Please log in again.';
-  else toast('You are logged out.');
+  if (reason === 'ended') {
+    notice = 'Your session has ended. Please log in again.';
+    const path = location.hash.slice(1);
+    if (path.startsWith('/') && !['/', '/feed', '/login'].includes(path)) {
+      sessionStorage.setItem('genvid.next', path); // back here after logging in again
+    }
+  } else {
+    toast('You are logged out.');
+  }
   go('/login');
 });
 
