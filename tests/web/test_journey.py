@@ -114,6 +114,8 @@ async def test_sign_up_generate_watch_play_publish_and_be_liked_commented_follow
     assert abs(played["duration"] - 4) < 0.25, played
     assert played["readyState"] >= 2, played
     assert played["poster"].startswith("http"), played
+    await page.evaluate("window.scrollTo(0, 0)")
+    await author.screenshot("ready")
 
     # Publish.
     await page.get_by_label("Title").fill(TITLE)
