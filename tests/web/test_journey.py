@@ -14,6 +14,7 @@ from playwright.async_api import expect
 
 from support.api import ApiClient
 from support.browser import OpenPage, WebPage
+from support.pipeline import submit
 
 pytestmark = pytest.mark.stack
 
@@ -197,3 +198,38 @@ async def test_sign_up_generate_watch_play_publish_and_be_liked_commented_follow
         f"/videos/{video_id}", headers={"Authorization": f"Bearer {token}"}
     )
     assert gone.status_code == 404
+
+
+# Every text the phase line shows, as it changes.
+RECORD_PHASES = """
+window.phases = [];
+new MutationObserver(() => {
+  const text = document.querySelector('#phase')?.textContent;
+  if (text && window.phases[window.phases.length - 1] !== text) window.phases.push(text);
+}).observe(document, {childList: true, subtree: true, characterData: true});
+"""
+
+
+async def test_a_generation_waiting_for_capacity_shows_its_place_in_line_and_cancels(
+    open_page: OpenPage, stack_api: ApiClient
+) -> None:
+    """Over the per-user cap (two at once by default) the last of six waits its turn."""
+    account = await stack_api.register("queue")
+    web = await open_page()
+    await web.page.add_init_script(RECORD_PHASES)
+    await web.log_in(account)
+    burst = [await submit(stack_api, account, f"A lantern, take {n}") for n in range(6)]
+    await web.open(f"generations/{burst[-1].id}")
+    page = web.page
+    await expect(page.locator("#phase")).to_have_text(
+        re.compile(r"^Waiting for capacity: you are number \d in line\.$")
+    )
+    await web.screenshot("waiting")
+    await page.get_by_role("button", name="Cancel").click()
+    await expect(page.locator("#timeline li").last).to_have_attribute("data-status", "CANCELED")
+    await expect(page.locator("#phase")).to_have_text(re.compile(r"^This generation was canceled"))
+    await expect(page.get_by_role("button", name="Cancel")).to_be_hidden()
+    assert (await burst[-1].get())["status"] == "CANCELED"
+    phases = await page.evaluate("window.phases")
+    assert any(p.startswith("Waiting for capacity: you are number") for p in phases), phases
+    assert await web.accessibility_violations() == []

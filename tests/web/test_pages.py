@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import re
 
+import asyncpg
 import pytest
 from playwright.async_api import Page, Route, expect
 
 from support.api import ApiClient
 from support.browser import PHONE, OpenPage
-from support.pipeline import submit
+from support.jobs import insert_job
+from support.pipeline import job_row, submit
 
 pytestmark = pytest.mark.stack
 
@@ -130,3 +132,61 @@ async def test_the_api_docs_render_their_operations_without_internet(
     await expect(page.locator("[data-section-id^='operation/']")).to_have_count(operations)
     await web.screenshot("redoc")
     assert set(left) <= {redocly_logo}, f"the docs asked for something outside GenVid: {left}"
+
+
+async def test_the_feed_scrolls_on_the_api_cursors_and_my_generations_page_on(
+    open_page: OpenPage, stack_api: ApiClient, stack_env: dict[str, str]
+) -> None:
+    """Twelve published videos of one author, all showing the same real preview: rows written
+    as the operator finishes them, pointing at one generation's files."""
+    author = await stack_api.register("reel")
+    real = await submit(stack_api, author, "Waves on a pebble beach")
+    assert (await real.wait_final())["status"] == "SUCCEEDED"
+    row = await job_row(stack_env["DATABASE_URL"], real.id)
+    files = {key: row[key] for key in ("bucket", "object_name", "poster_object", "size_bytes")}
+    db = await asyncpg.connect(stack_env["DATABASE_URL"])
+    try:
+        copies = [
+            await insert_job(
+                db,
+                author.user_id,
+                prompt=f"Waves, take {n}",
+                status="SUCCEEDED",
+                resource_created=True,
+                event_seq=3,
+                **files,
+            )
+            for n in range(11)
+        ]
+    finally:
+        await db.close()
+    video_ids = []
+    for n, generation_id in enumerate([real.id, *copies]):
+        response = await stack_api.http.post(
+            "/videos",
+            json={"generation_id": generation_id, "title": f"Waves {n}", "description": ""},
+            headers=author.auth,
+        )
+        assert response.status_code == 201, response.text
+        video_ids.append(response.json()["id"])
+
+    web = await open_page(viewport=PHONE)  # one card a row: the first page overfills it
+    feeds: list[str] = []
+    web.page.on("request", lambda r: feeds.append(r.url) if "/feed?" in r.url else None)
+    await web.log_in(author)
+    page = web.page
+    cards = page.locator("#feed li")
+    await expect(cards).to_have_count(9)  # the first page, until the user scrolls
+    await cards.last.scroll_into_view_if_needed()
+    mine = page.locator("#feed li").filter(has=page.get_by_role("link", name=f"@{author.username}"))
+    await expect(mine).to_have_count(12)
+    shown = await mine.evaluate_all("items => items.map(li => li.dataset.id)")
+    assert shown == video_ids[::-1]  # newest first, each once
+    assert "cursor=" not in feeds[0] and "cursor=" in feeds[1], feeds
+
+    await web.open("generations")
+    items = page.locator("#generations li")
+    await expect(items).to_have_count(10)
+    await page.get_by_role("button", name="Load more").click()
+    await expect(items).to_have_count(12)
+    await expect(page.get_by_role("button", name="Load more")).to_be_hidden()

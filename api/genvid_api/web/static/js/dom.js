@@ -87,13 +87,20 @@ export function time(iso, text = fromNow(iso)) {
   return h('time', {datetime: iso, title: dateTime(iso)}, text);
 }
 
-/** Calls `load` whenever `sentinel` comes near the viewport: infinite scroll. */
+/**
+ * Calls `load` whenever `sentinel` comes near the viewport: infinite scroll. The returned
+ * `recheck()` asks again after a page arrived, for a sentinel that never left the viewport.
+ */
 export function whenVisible(sentinel, load, signal) {
   const observer = new IntersectionObserver((entries) => {
     if (entries.some((entry) => entry.isIntersecting)) load();
   }, {rootMargin: '600px 0px'});
   observer.observe(sentinel);
   signal.addEventListener('abort', () => observer.disconnect());
+  return () => {
+    observer.unobserve(sentinel);
+    if (!signal.aborted) observer.observe(sentinel); // observing anew reports where it is now
+  };
 }
 
 export function sleep(ms, signal) {

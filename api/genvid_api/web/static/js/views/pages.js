@@ -13,6 +13,7 @@ export function pager({list, path, limit = 12, render, empty, signal, infinite =
   let cursor = null;
   let loading = false;
   let done = false;
+  let recheck = () => {};
   const more = h('button', {type: 'button', class: 'more'}, 'Load more');
   const status = h('p', {class: 'muted', role: 'status'});
   const error = errorBox();
@@ -46,11 +47,12 @@ export function pager({list, path, limit = 12, render, empty, signal, infinite =
       loading = false;
       more.disabled = false;
     }
+    if (!done) recheck();
   }
 
   more.addEventListener('click', load);
   if (first) add(first);
   else load();
-  if (infinite) whenVisible(more, load, signal);
+  if (infinite) recheck = whenVisible(more, load, signal);
   return footer;
 }
