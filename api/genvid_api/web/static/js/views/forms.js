@@ -41,3 +41,16 @@ export async function busy(button, label, box, work) {
     button.textContent = idle;
   }
 }
+
+/** On submit: `work()` once `input` holds more than blanks, else `message` and the focus. */
+export function onSubmit(form, input, error, message, work) {
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!input.value.trim()) {
+      showError(error, message);
+      input.focus();
+      return;
+    }
+    work();
+  });
+}

@@ -4,7 +4,7 @@
 import {api} from '../api.js';
 import {append, h, money, plural, replace, time, timeOf} from '../dom.js';
 import {follow} from '../stream.js';
-import {busy, errorBox, field, showError} from './forms.js';
+import {busy, errorBox, field, onSubmit} from './forms.js';
 import {badge, FINAL, player, STATUS_WORDS} from './media.js';
 
 const STEPS = ['QUEUED', 'RUNNING', 'SUCCEEDED'];
@@ -94,13 +94,7 @@ export async function generationView(ctx) {
     const form = h('form', {class: 'publish', novalidate: true},
       h('h3', {}, 'Publish to the feed'),
       field('Title', title), field('Description (optional)', description), error, publish);
-    form.addEventListener('submit', (event) => {
-      event.preventDefault();
-      if (!title.value.trim()) {
-        showError(error, 'Give your video a title first.');
-        title.focus();
-        return;
-      }
+    onSubmit(form, title, error, 'Give your video a title first.', () => {
       busy(publish, 'Publishing…', error, async () => {
         const published = await api('/videos', {method: 'POST', json: {
           generation_id: g.id, title: title.value.trim(), description: description.value,

@@ -4,7 +4,7 @@
 import {api} from '../api.js';
 import {append, h, plural, replace, time} from '../dom.js';
 import {followButton, likeButton} from './cards.js';
-import {busy, errorBox, field, showError} from './forms.js';
+import {busy, errorBox, field, onSubmit} from './forms.js';
 import {player} from './media.js';
 import {pager} from './pages.js';
 
@@ -30,13 +30,7 @@ export async function videoView(ctx) {
   const count = h('span', {id: 'comment-count'}, plural(video.comment_count, 'comment'));
   let total = video.comment_count;
   const form = h('form', {class: 'comment-form', novalidate: true}, field('Add a comment', body), error, post);
-  form.addEventListener('submit', (event) => {
-    event.preventDefault();
-    if (!body.value.trim()) {
-      showError(error, 'Write something first.');
-      body.focus();
-      return;
-    }
+  onSubmit(form, body, error, 'Write something first.', () => {
     busy(post, 'Posting…', error, async () => {
       const created = await api(`/videos/${id}/comments`, {method: 'POST', json: {body: body.value}});
       comments.append(comment(created));
