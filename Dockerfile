@@ -4,7 +4,8 @@
 #
 #   docker build -t genvid:0.1.0 .
 #
-# Layout: /app/.venv (locked dependencies, no dev groups), /app/{api,contracts,operator,worker,crds};
+# Layout: /app/.venv (locked dependencies, no dev groups), /app/{api,contracts,operator,worker,crds}
+# (the web app is package data of the api: api/genvid_api/web/static);
 # the packages are imported from source through PYTHONPATH (the project itself is not
 # installed, so the dev stack package never enters the image).
 ARG PYTHON_VERSION=3.11

@@ -41,6 +41,10 @@ venv: $(VENV)/.synced ## Create .venv/ with the locked dependencies.
 binaries: ## Build the pinned control-plane binaries into $(GENVID_CACHE) (once per version).
 	bash hack/build-binaries.sh
 
+.PHONY: browser
+browser: ## Install the browser the web tests drive (Debian's chromium), unless it is there.
+	bash hack/install-browser.sh
+
 .PHONY: lock
 lock: | $(UV) ## Re-resolve uv.lock after editing pyproject.toml.
 	$(UV) lock
@@ -86,7 +90,7 @@ fmt: venv ## Format and autofix.
 	$(VENV)/bin/ruff check --fix .
 
 .PHONY: test
-test: lint binaries ## Lint, then the whole suite against a fresh local stack.
+test: lint binaries browser ## Lint, then the whole suite against a fresh local stack.
 	env -u KUBECONFIG -u DATABASE_URL $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ##@ Benchmarks

@@ -12,12 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from genvid_devstack.stack import read_env_file
+from support.api import ApiClient, api_http_client
 from support.kube import scratch_namespace
 
 _START_TIMEOUT = 1800  # a cold machine builds the control-plane binaries first
@@ -62,3 +63,10 @@ def stack_env(stack_state: Path) -> dict[str, str]:
 def namespace(stack_env: dict[str, str]) -> Iterator[str]:
     with scratch_namespace(stack_env["KUBECONFIG"], "test") as name:
         yield name
+
+
+@pytest.fixture
+async def stack_api(stack_env: dict[str, str]) -> AsyncIterator[ApiClient]:
+    """The stack's own api, as `make dev` runs it."""
+    async with api_http_client(stack_env["GENVID_API_URL"]) as http:
+        yield ApiClient(http=http)

@@ -17,8 +17,9 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
-from genvid_api import errors, nats_stream, outbox
+from genvid_api import errors, nats_stream, outbox, web
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
@@ -90,7 +91,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()  # type: ignore[call-arg]  # required values from env
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI and ReDoc from the installed wheel, never a CDN.
+    app = FastAPIOffline(
         title="GenVid API",
         version="0.1.0",
         description=DESCRIPTION,
@@ -110,4 +112,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    web.install(app, settings)
     return app

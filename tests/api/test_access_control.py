@@ -131,6 +131,8 @@ PUBLIC = {
     "GET /docs",
     "GET /docs/oauth2-redirect",
     "GET /redoc",
+    "GET /",  # the web app's page
+    "GET /ui/config.json",  # the web app's models, estimates and limits
 }
 
 

@@ -449,3 +449,14 @@ def test_everything_the_image_runs_is_compiled_at_build_time(
         str(f) for f in reached.files if not any(c == f or c in f.parents for c in image.compiled)
     )
     assert not uncompiled, f"not byte-compiled by the Dockerfile's compileall: {uncompiled}"
+
+
+def test_the_web_app_is_in_the_image(image: Image) -> None:
+    """The api serves the web app from its package folder: every file of it is copied."""
+    static = REPO / "api" / "genvid_api" / "web" / "static"
+    wanted = {
+        PurePosixPath(f.relative_to(REPO).as_posix()) for f in static.rglob("*") if f.is_file()
+    }
+    assert {PurePosixPath("api/genvid_api/web/static/index.html")} <= wanted
+    missing = wanted - set(image.files.values())
+    assert not missing, f"web app files not in the image: {sorted(map(str, missing))}"

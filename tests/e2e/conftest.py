@@ -1,6 +1,6 @@
-"""Fixtures of the end-to-end tests: a client of a running api, and a pipeline of a module's
-own (operator, api, database, namespace and fake Veo), set up as the module's
-`pipeline_settings` say."""
+"""Fixtures of the end-to-end tests: a pipeline of a module's own (operator, api, database,
+namespace and fake Veo), set up as the module's `pipeline_settings` say. The stack's own api
+(`stack_api`) is a fixture of tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -17,13 +17,6 @@ from support.api import ApiClient, api_http_client
 from support.database import scratch_database
 from support.kube import KUBECTL
 from support.pipeline import Pipeline, PipelineSettings
-
-
-@pytest.fixture
-async def stack_api(stack_env: dict[str, str]) -> AsyncIterator[ApiClient]:
-    """The stack's own api, as `make dev` runs it."""
-    async with api_http_client(stack_env["GENVID_API_URL"]) as http:
-        yield ApiClient(http=http)
 
 
 @pytest.fixture(scope="module")
