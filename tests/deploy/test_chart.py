@@ -22,38 +22,13 @@ import pytest
 import yaml
 
 from support import REPO
+from support.chart import CHART, RELEASE, Manifest, helm, helm_binary, render, template
 from support.kube import KUBECTL, kubectl
-from support.monitoring import built_binary
 from support.processes import free_port
 
 pytestmark = pytest.mark.stack
 
-CHART = REPO / "charts" / "genvid"
 MANIFESTS = REPO / "manifests"
-RELEASE = "genvid"
-
-Manifest = dict[str, Any]
-
-
-def helm_binary() -> Path:
-    """The pinned helm, from the build script that knows the versions (`make binaries`)."""
-    return built_binary("HELM")
-
-
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(helm_binary()), *args], capture_output=True, text=True, cwd=REPO, check=False
-    )
-
-
-def template(*args: str, namespace: str = "genvid") -> subprocess.CompletedProcess[str]:
-    return helm("template", RELEASE, str(CHART), "--namespace", namespace, *args)
-
-
-def render(*args: str, namespace: str = "genvid") -> list[Manifest]:
-    result = template(*args, namespace=namespace)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def find(docs: list[Manifest], kind: str, name: str) -> Manifest:

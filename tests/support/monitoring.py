@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import subprocess
 import urllib.parse
@@ -40,6 +41,29 @@ def built_binary(name: str) -> Path:
     return path
 
 
+def monitoring_crds() -> list[Path]:
+    """The ServiceMonitor and PrometheusRule CRDs of the pinned Prometheus Operator, from the
+    Go module proxy (cached in Go's module cache)."""
+    versions = (REPO / "hack" / "versions.env").read_text()
+    match = re.search(r"^PROMETHEUS_OPERATOR_VERSION=(\S+)$", versions, re.MULTILINE)
+    assert match, "hack/versions.env pins no PROMETHEUS_OPERATOR_VERSION"
+    module = f"github.com/prometheus-operator/prometheus-operator@{match.group(1)}"
+    downloaded = subprocess.run(
+        ["go", "mod", "download", "-json", module],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "GOWORK": "off", "GOFLAGS": "-mod=mod"},
+        cwd=REPO / "hack",
+    )
+    assert downloaded.returncode == 0, downloaded.stdout + downloaded.stderr
+    crds = Path(json.loads(downloaded.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
+    return [
+        crds / f"monitoring.coreos.com_{kind}.yaml"
+        for kind in ("servicemonitors", "prometheusrules")
+    ]
+
+
 def chart_rules(namespace: str) -> dict[str, Any]:
     """The chart's PrometheusRule for `namespace` as a rule file (what the stack loads)."""
     return render_rules(built_binary("HELM"), namespace)
@@ -57,7 +81,9 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 def dashboards() -> dict[str, dict[str, Any]]:
     """Every dashboard of `dashboards/`, by file name."""
-    return {path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("*.json"))}
+    return {
+        path.name: json.loads(path.read_text()) for path in sorted(DASHBOARDS.glob("genvid-*.json"))
+    }
 
 
 def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
