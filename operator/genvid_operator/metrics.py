@@ -77,6 +77,8 @@ WATCH_EVENT_TIME = Gauge(
 for _trigger in TRIGGERS:
     RECONCILE_ERRORS.labels(trigger=_trigger)
     RECONCILE_DURATION.labels(trigger=_trigger)
+# Veo's throttling (the worker's Reason.RATE_LIMITED) has a series before the first retry.
+TRANSITIONS.labels(phase="RUNNING", reason="RateLimited")
 for _resource in WATCHED:
     WATCH_EVENTS.labels(resource=_resource)
 
