@@ -51,12 +51,13 @@ class Prometheus:
     process: Process
     root: Path
 
-    def reload(self) -> None:
-        """Read the configuration, target and rule files again."""
-        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
-        with local_http.open(request, timeout=30) as response:
-            if response.status != 200:
-                raise StartupError(f"prometheus: reload answered {response.status}")
+
+def reload(url: str) -> None:
+    """Make the Prometheus at `url` read its configuration, target and rule files again."""
+    request = urllib.request.Request(f"{url}/-/reload", method="POST")
+    with local_http.open(request, timeout=30) as response:
+        if response.status != 200:
+            raise StartupError(f"prometheus: reload answered {response.status}")
 
 
 def directory(state_dir: Path) -> Path:

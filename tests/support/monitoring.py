@@ -144,16 +144,20 @@ class PromClient:
         return result
 
     def selectors(self, expr: str) -> list[str]:
-        """The vector selectors of `expr` (from Prometheus' own parser), as queries."""
+        """The series selectors of `expr` (instant and range ones, from Prometheus' own
+        parser), as instant queries written `name{matchers in their order}`."""
         found: list[str] = []
 
         def walk(node: Any) -> None:
             if isinstance(node, dict):
-                if node.get("type") == "vectorSelector":
+                if node.get("type") in ("vectorSelector", "matrixSelector"):
+                    name = node.get("name") or ""
                     matchers = ", ".join(
-                        f"{m['name']}{m['type']}{json.dumps(m['value'])}" for m in node["matchers"]
+                        f"{m['name']}{m['type']}{json.dumps(m['value'])}"
+                        for m in node["matchers"]
+                        if not (m["name"] == "__name__" and m["type"] == "=" and name)
                     )
-                    found.append(f"{{{matchers}}}")
+                    found.append(f"{name}{{{matchers}}}")
                 for value in node.values():
                     walk(value)
             elif isinstance(node, list):
@@ -164,12 +168,7 @@ class PromClient:
         return found
 
     def metric_names(self, expr: str) -> set[str]:
-        names = set()
-        for selector in self.selectors(expr):
-            match = re.search(r'__name__="([^"]+)"', selector)
-            if match:
-                names.add(match.group(1))
-        return names
+        return {selector.split("{", 1)[0] for selector in self.selectors(expr)} - {""}
 
     def rules(self) -> list[dict[str, Any]]:
         groups: list[dict[str, Any]] = self._get("/api/v1/rules")["groups"]
