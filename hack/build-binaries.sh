@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Builds the pinned control-plane binaries GenVid's local stack needs
-# (kube-apiserver, kube-controller-manager, etcd, helm) from the Go module
-# proxy, with the Go toolchain on PATH.
+# Builds the pinned binaries GenVid's local stack needs (kube-apiserver,
+# kube-controller-manager, etcd, helm, prometheus, promtool) from the Go
+# module proxy, with the Go toolchain on PATH.
 #
 # Usage:
 #   hack/build-binaries.sh              build whatever is missing, print timings
 #   hack/build-binaries.sh --print-env  print KUBE_APISERVER=... etc. (no build)
+#   hack/build-binaries.sh prometheus   build only prometheus and promtool
 #
 # Versions come from hack/versions.env. Each binary lands in
 #   $GENVID_CACHE/bin/<name>-<version>/<name>   (GENVID_CACHE defaults to ~/.cache/genvid)
@@ -40,6 +41,8 @@ KUBE_APISERVER=$(bin_path kube-apiserver "$KUBERNETES_VERSION")
 KUBE_CONTROLLER_MANAGER=$(bin_path kube-controller-manager "$KUBERNETES_VERSION")
 ETCD=$(bin_path etcd "$ETCD_VERSION")
 HELM=$(bin_path helm "$HELM_VERSION")
+PROMETHEUS=$(bin_path prometheus "$PROMETHEUS_VERSION")
+PROMTOOL=$(bin_path promtool "$PROMETHEUS_VERSION")
 
 usage() {
   sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
@@ -51,13 +54,15 @@ case ${1:-} in
     printf 'KUBE_CONTROLLER_MANAGER=%q\n' "$KUBE_CONTROLLER_MANAGER"
     printf 'ETCD=%q\n' "$ETCD"
     printf 'HELM=%q\n' "$HELM"
+    printf 'PROMETHEUS=%q\n' "$PROMETHEUS"
+    printf 'PROMTOOL=%q\n' "$PROMTOOL"
     exit 0
     ;;
   -h | --help)
     usage
     exit 0
     ;;
-  "") ;;
+  "" | prometheus) ;;
   *)
     echo "unknown argument: $1" >&2
     usage >&2
@@ -222,7 +227,8 @@ make_wrapper() { # DIR MODULE VERSION LOCAL_VERSION PKG...
 }
 
 # Builds PKG in wrapper DIR into DEST (via a temp file + mv), then checks
-# that it runs: DEST VERSION_ARGS... are given after "--".
+# that it runs: DEST VERSION_ARGS... are given after "--". BUILD_TAGS, when
+# set, is passed to go build as -tags.
 build_into() { # DIR PKG DEST LDFLAGS -- VERSION_CMD_ARGS...
   local dir=$1 pkg=$2 dest=$3 ldflags=$4
   shift 5
@@ -230,7 +236,7 @@ build_into() { # DIR PKG DEST LDFLAGS -- VERSION_CMD_ARGS...
   mkdir -p "$(dirname "$dest")"
   tmp=$(mktemp "$(dirname "$dest")/.$(basename "$dest").tmp.XXXXXX")
   TMP_FILES+=("$tmp")
-  (cd "$dir" && go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg") ||
+  (cd "$dir" && go build -trimpath -tags "${BUILD_TAGS:-}" -ldflags "-s -w $ldflags" -o "$tmp" "$pkg") ||
     die "go build $pkg failed (wrapper module: $dir)"
   chmod 0755 "$tmp"
   "$tmp" "$@" >/dev/null 2>&1 || die "freshly built $pkg does not run: $tmp $*"
@@ -323,9 +329,43 @@ build_helm() {
   echo "built helm $HELM_VERSION in $((SECONDS - start))s"
 }
 
-build_kube kube-apiserver "$KUBE_APISERVER"
-build_kube kube-controller-manager "$KUBE_CONTROLLER_MANAGER"
-build_etcd
-build_helm
+# ---------------------------------------------------------------- prometheus
+# The module's versions are v0.3MM.P for Prometheus 3.MM.P. Built without the
+# `builtinassets` tag, so the web UI is not embedded (the HTTP API, all the
+# stack and the tests use, is complete without it), and with `remove_all_sd`,
+# which leaves only static, file and HTTP service discovery: the local stack
+# scrapes fixed loopback targets, and the cloud SDKs would triple the build.
+prometheus_ldflags() {
+  local v=github.com/prometheus/common/version release
+  release=$(<"$(mod_field "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" Dir)/VERSION")
+  echo "-X $v.Version=$release -X $v.Branch=HEAD -X $v.BuildUser=genvid -X $v.BuildDate=19700101-00:00:00"
+}
+build_prometheus() {
+  local name dest start dir=$SRC_DIR/prometheus-$PROMETHEUS_VERSION ready=
+  for name in prometheus promtool; do
+    dest=$(bin_path "$name" "$PROMETHEUS_VERSION")
+    start=$SECONDS
+    if [[ -x $dest ]]; then
+      echo "cached $name $PROMETHEUS_VERSION"
+      continue
+    fi
+    if [[ -z $ready ]]; then
+      make_wrapper "$dir" github.com/prometheus/prometheus "$PROMETHEUS_VERSION" "" \
+        github.com/prometheus/prometheus/cmd/prometheus github.com/prometheus/prometheus/cmd/promtool
+      ready=1
+    fi
+    BUILD_TAGS=netgo,remove_all_sd build_into "$dir" "github.com/prometheus/prometheus/cmd/$name" \
+      "$dest" "$(prometheus_ldflags)" -- --version
+    echo "built $name $PROMETHEUS_VERSION in $((SECONDS - start))s"
+  done
+}
+
+if [[ ${1:-} != prometheus ]]; then
+  build_kube kube-apiserver "$KUBE_APISERVER"
+  build_kube kube-controller-manager "$KUBE_CONTROLLER_MANAGER"
+  build_etcd
+  build_helm
+fi
+build_prometheus
 
 echo "total $((SECONDS - TOTAL_START))s ($GO_VERSION, cache $CACHE)"

@@ -119,6 +119,11 @@ class Settings(DatabaseSettings):
         default=True, description="Create the GENVID_JOBS stream at startup if it is missing."
     )
 
+    # Operations
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus metrics on this port; 0: not served."
+    )
+
     @field_validator("models", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:

@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from genvid_api import errors, nats_stream, outbox, web
+from genvid_api import errors, metrics, nats_stream, outbox, web
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
@@ -72,6 +72,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             signer=create_signer(settings),
         )
         app.state.ctx = ctx
+        stack.enter_context(metrics.serving(settings, engine))
         if settings.outbox_enabled:
             task = asyncio.create_task(outbox.run(ctx), name="genvid-outbox")
 
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=_lifespan,
     )
     app.state.settings = settings
+    app.add_middleware(metrics.MetricsMiddleware)
     errors.install(app)
     app.include_router(auth.router)
     app.include_router(users.router)

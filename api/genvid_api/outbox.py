@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 from genvid_api import budgets, nats_stream
 from genvid_api.context import AppContext
-from genvid_api.models import Generation
+from genvid_api.models import Generation, User
 from genvid_api.queries import generations
 from genvid_api.resources import ApiserverUnavailable, InvalidResource
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
@@ -60,7 +60,8 @@ async def ensure_resource(
             await session.commit()
             return generation
         try:
-            created = await ctx.kube.create(generation)
+            owner = await session.get(User, generation.user_id)
+            created = await ctx.kube.create(generation, owner.username if owner else None)
         except InvalidResource as exc:
             generations.finish_before_creation(
                 generation,

@@ -19,7 +19,15 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from genvid_api.config import Settings
 from genvid_api.models import Generation
-from genvid_contracts.resource import GROUP, KIND, OWNER_LABEL, PART_OF_LABELS, PLURAL, VERSION
+from genvid_contracts.resource import (
+    GROUP,
+    KIND,
+    OWNER_LABEL,
+    OWNER_NAME_ANNOTATION,
+    PART_OF_LABELS,
+    PLURAL,
+    VERSION,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +42,9 @@ class InvalidResource(Exception):
     """The apiserver rejected the resource itself (validation): retrying will not help."""
 
 
-def build_video_generation(generation: Generation) -> dict[str, Any]:
-    """The VideoGeneration of a generation row: the api's half of the contract with the operator."""
+def build_video_generation(generation: Generation, owner_name: str | None = None) -> dict[str, Any]:
+    """The VideoGeneration of a generation row: the api's half of the contract with the operator.
+    `owner_name`, the owner's username, is only for people reading `kubectl get`."""
     spec: dict[str, Any] = {
         "prompt": generation.prompt,
         "model": generation.model,
@@ -50,15 +59,13 @@ def build_video_generation(generation: Generation) -> dict[str, Any]:
         spec["seed"] = generation.seed
     if generation.idempotency_key is not None:
         spec["idempotencyKey"] = generation.idempotency_key
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": KIND,
-        "metadata": {
-            "name": str(generation.id),
-            "labels": {**PART_OF_LABELS, OWNER_LABEL: str(generation.user_id)},
-        },
-        "spec": spec,
+    metadata: dict[str, Any] = {
+        "name": str(generation.id),
+        "labels": {**PART_OF_LABELS, OWNER_LABEL: str(generation.user_id)},
     }
+    if owner_name is not None:
+        metadata["annotations"] = {OWNER_NAME_ANNOTATION: owner_name}
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata, "spec": spec}
 
 
 def _apiserver_message(exc: ApiException) -> str:
@@ -95,7 +102,7 @@ class ResourceClient:
     async def close(self) -> None:
         await self._api_client.close()
 
-    async def create(self, generation: Generation) -> bool:
+    async def create(self, generation: Generation, owner_name: str | None = None) -> bool:
         """Create the generation's resource; True if created now, False if it already existed."""
         try:
             await self._objects.create_namespaced_custom_object(
@@ -103,7 +110,7 @@ class ResourceClient:
                 VERSION,
                 self.namespace,
                 PLURAL,
-                build_video_generation(generation),
+                build_video_generation(generation, owner_name),
                 _request_timeout=self._timeout,
             )
             return True

@@ -33,6 +33,7 @@ from google.cloud import storage  # type: ignore[import-untyped]
 from google.oauth2 import service_account
 
 from genvid_api.config import Settings, SigningMode
+from genvid_api.metrics import URL_CACHE_HITS, URLS_SIGNED
 
 LOCAL_SIGNER_EMAIL = "genvid-local-signer@genvid-local.iam.gserviceaccount.com"
 _SCOPES = ("https://www.googleapis.com/auth/cloud-platform",)
@@ -81,6 +82,8 @@ class UrlCache:
         now = datetime.now(UTC)
         found = [self._get(key, now) for key in objects]
         missing = [key for key, url in zip(objects, found, strict=True) if url is None]
+        URL_CACHE_HITS.inc(len(objects) - len(missing))
+        URLS_SIGNED.inc(len(missing))
         fresh = iter(await sign(missing) if missing else [])
         urls: list[SignedUrl] = []
         for key, url in zip(objects, found, strict=True):

@@ -21,6 +21,9 @@ VERSION = "v1alpha1"
 PLURAL = "videogenerations"
 KIND = "VideoGeneration"
 OWNER_LABEL = "genvid.io/owner"
+# The owner's username, for people (`kubectl get vg` prints it); an annotation, since a username
+# need not be a valid label value. spec.owner (the id) is what authorizes.
+OWNER_NAME_ANNOTATION = "genvid.io/owner-name"
 PART_OF_LABELS = {"app.kubernetes.io/part-of": "genvid"}
 
 

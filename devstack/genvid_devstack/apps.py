@@ -142,6 +142,7 @@ def start_api(state: State, env: Mapping[str, str], namespace: str, port: int) -
             **env,
             "GENVID_NAMESPACE": namespace,
             "GENVID_JWT_SECRET": jwt_secret(state),
+            "GENVID_METRICS_PORT": str(state.port("api-metrics")),
         },
     )
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, process=process)

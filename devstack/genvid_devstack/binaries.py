@@ -1,4 +1,4 @@
-"""The Go-built control-plane binaries, made by `hack/build-binaries.sh`.
+"""The Go-built binaries (control plane, helm, Prometheus), made by `hack/build-binaries.sh`.
 
 The script is the one place that knows the pinned versions and how to build them; this module
 asks it to build what is missing, then reads the paths it prints.
@@ -24,6 +24,8 @@ class Binaries:
     etcd: Path
     helm: Path
     kubectl: Path
+    prometheus: Path
+    promtool: Path
 
 
 def ensure_binaries() -> Binaries:
@@ -45,4 +47,6 @@ def ensure_binaries() -> Binaries:
         etcd=Path(paths["ETCD"]),
         helm=Path(paths["HELM"]),
         kubectl=kubectl,
+        prometheus=Path(paths["PROMETHEUS"]),
+        promtool=Path(paths["PROMTOOL"]),
     )

@@ -23,6 +23,8 @@ from genvid_devstack.process import Process, spawn, wait_until
 from genvid_devstack.state import State
 
 NODE_NAME = "genvid-node"
+# Where GenVid runs on the local stack; the admin kubeconfig's context defaults to it.
+NAMESPACE = "genvid"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 
 
@@ -33,8 +35,11 @@ class ControlPlane:
     processes: tuple[Process, ...]
 
 
-def kubeconfig(server: str, ca: Path, user: str, client: CertPair) -> dict[str, Any]:
-    """A self-contained kubeconfig (certificates inline), so it can be copied anywhere."""
+def kubeconfig(
+    server: str, ca: Path, user: str, client: CertPair, namespace: str | None = None
+) -> dict[str, Any]:
+    """A self-contained kubeconfig (certificates inline), so it can be copied anywhere; its
+    context defaults to `namespace` when given."""
 
     def inline(path: Path) -> str:
         return base64.b64encode(path.read_bytes()).decode()
@@ -58,7 +63,14 @@ def kubeconfig(server: str, ca: Path, user: str, client: CertPair) -> dict[str, 
             }
         ],
         "contexts": [
-            {"name": "genvid-local", "context": {"cluster": "genvid-local", "user": user}}
+            {
+                "name": "genvid-local",
+                "context": {
+                    "cluster": "genvid-local",
+                    "user": user,
+                    **({"namespace": namespace} if namespace else {}),
+                },
+            }
         ],
         "current-context": "genvid-local",
     }
@@ -93,16 +105,18 @@ def start_control_plane(state: State, binaries: Binaries) -> ControlPlane:
         apiserver = _start_apiserver(state, binaries, pki, etcd_url=_etcd_url(state), server=server)
         processes.append(apiserver)
         configs = {
-            state.kubeconfig: ("genvid-admin", pki.admin),
+            # The developer's: `kubectl get vg` lists GenVid's namespace, not `default`.
+            state.kubeconfig: ("genvid-admin", pki.admin, NAMESPACE),
             state.root / "controller-manager.kubeconfig": (
                 "system:kube-controller-manager",
                 pki.controller_manager,
+                None,
             ),
-            state.root / "kubelet.kubeconfig": (f"system:node:{NODE_NAME}", pki.kubelet),
-            state.root / "scheduler.kubeconfig": ("system:kube-scheduler", pki.scheduler),
+            state.root / "kubelet.kubeconfig": (f"system:node:{NODE_NAME}", pki.kubelet, None),
+            state.root / "scheduler.kubeconfig": ("system:kube-scheduler", pki.scheduler, None),
         }
-        for path, (user, pair) in configs.items():
-            _write_kubeconfig(path, kubeconfig(server, pki.ca.cert, user, pair))
+        for path, (user, pair, namespace) in configs.items():
+            _write_kubeconfig(path, kubeconfig(server, pki.ca.cert, user, pair, namespace))
         processes.append(_start_controller_manager(state, binaries, pki))
     except BaseException:
         for process in reversed(processes):

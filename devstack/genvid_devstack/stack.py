@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genvid_devstack import apps
+from genvid_devstack import apps, prometheus
 from genvid_devstack.binaries import ensure_binaries
-from genvid_devstack.controlplane import NODE_NAME, start_control_plane
+from genvid_devstack.controlplane import NAMESPACE, NODE_NAME, start_control_plane
 from genvid_devstack.nats import start_nats
 from genvid_devstack.postgres import start_postgres
 from genvid_devstack.process import Process, StartupError, spawn, wait_until
@@ -29,7 +29,6 @@ from genvid_devstack.state import REPO_ROOT, State
 from genvid_devstack.storage import start_storage
 
 BUCKET = "genvid-previews"
-NAMESPACE = "genvid"
 API_PORT = 8000
 CRD_DIR = REPO_ROOT / "crds"
 
@@ -136,6 +135,8 @@ def _start_into(stack: Stack) -> None:
 
     external_kubeconfig = os.environ.get("KUBECONFIG")
     kubectl = Path(sys.executable).parent / "kubectl"
+    binaries = None
+    control_plane = None
     if external_kubeconfig:
         kubeconfig = Path(external_kubeconfig)
     else:
@@ -186,6 +187,27 @@ def _start_into(stack: Stack) -> None:
     api_port = state.port("api", preferred=API_PORT)
     stack._track(apps.start_api(state, env, NAMESPACE, api_port))
     stack.env = {**env, "GENVID_API_URL": f"http://127.0.0.1:{api_port}"}
+    if binaries is not None and control_plane is not None:
+        # Built with the control plane: with an external cluster there is none to scrape with.
+        prometheus.write_targets(
+            state.root,
+            NAMESPACE,
+            prometheus.target_groups(
+                NAMESPACE,
+                {
+                    "api": f"127.0.0.1:{state.port('api-metrics')}",
+                    "operator": f"127.0.0.1:{state.port('operator-metrics')}",
+                },
+            ),
+        )
+        prometheus.write_rules(
+            state.root, NAMESPACE, prometheus.render_rules(binaries.helm, NAMESPACE)
+        )
+        server = prometheus.start_prometheus(
+            state, binaries.prometheus, apiserver=control_plane.server, pki=control_plane.pki
+        )
+        stack._track(server.process)
+        stack.env["PROMETHEUS_URL"] = server.url
     write_env_file(state.env_file, stack.env)
 
 

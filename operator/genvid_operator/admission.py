@@ -24,7 +24,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 
 import asyncpg
 
@@ -90,6 +90,10 @@ _SETTLE = "SELECT genvid_settle_generation($1, $2)"
 RESOURCE_DELETED = "ResourceDeleted"
 _DELETED_MESSAGE = "Its VideoGeneration was deleted before it finished."
 _RESERVED = "SELECT coalesce(sum(reserved_micros), 0) FROM budget_usage WHERE scope = 'global'"
+_SPENT = """
+SELECT spent_micros, period_start FROM budget_usage WHERE scope = 'global'
+ ORDER BY period_start DESC LIMIT 1
+"""
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ class Admissions:
         self._pool = pool
         self._global_cap = global_cap
         self._user_cap = user_cap
+        metrics.ADMISSION_MAX_ACTIVE.labels(scope="global").set(global_cap)
+        metrics.ADMISSION_MAX_ACTIVE.labels(scope="user").set(user_cap)
 
     async def admit(self) -> list[str]:
         """One admission pass; the names (job ids) of the generations it admitted."""
@@ -172,6 +178,13 @@ class Admissions:
                 )
         metrics.ADMISSION_ACTIVE.set(sum(active.values()) + len(admitted))
         metrics.ADMISSION_WAITING.set(len(decided.positions))
+        running = Counter(active)
+        running.update(row.user_id for row in waiting if row.id in set(decided.admit))
+        metrics.observe_waiting(
+            running, [row.user_id for row in waiting if row.id in decided.positions], self._user_cap
+        )
+        metrics.ADMITTED.inc(len(admitted))
+        metrics.ADMISSION_PASS_TIME.set_to_current_time()
         for row in admitted:
             metrics.ADMISSION_WAIT.observe(max(float(row["waited"]), 0.0))
         return [str(row["id"]) for row in admitted]
@@ -232,6 +245,11 @@ class Admissions:
             for row in await connection.fetch(_UNSETTLED_FINISHED):
                 settled += await settle(connection, row["id"], row) is not None
             metrics.RESERVED_USD.set(int(await connection.fetchval(_RESERVED)) / 1_000_000)
+            spent = await connection.fetchrow(_SPENT)
+            if spent is not None:
+                metrics.SPENT_USD.set(int(spent["spent_micros"]) / 1_000_000)
+                start = datetime.combine(spent["period_start"], time(), UTC)
+                metrics.SPENT_PERIOD_START.set(start.timestamp())
         return settled
 
 

@@ -89,6 +89,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             settings=config, cluster=cluster, events=events, mirror=mirror, admissions=admissions
         )
         opened.pop_all()
+    kicked = memo.ctx.kicked
+    metrics.KICKS_PENDING.set_function(lambda: float(len(kicked)))
     if admissions is not None:
         memo.admission_loop = asyncio.create_task(admission_loop(memo.ctx), name="admission")
 
@@ -143,7 +145,11 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 async def _reconcile(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
     try:
-        await reconcile(memo.ctx, namespace, name)
+        with (
+            metrics.RECONCILES_IN_PROGRESS.track_inprogress(),
+            metrics.RECONCILE_DURATION.labels(trigger=trigger).time(),
+        ):
+            await reconcile(memo.ctx, namespace, name)
     except Exception:
         metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
         raise
@@ -153,6 +159,7 @@ async def generation_changed(
     type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace, "VideoGeneration is namespaced"
+    metrics.watched("generation")
     if type == "DELETED":
         await memo.ctx.vanished([name])
         return
@@ -163,6 +170,7 @@ async def job_changed(
     labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace, "Jobs and pods are namespaced"
+    metrics.watched("job")
     await _reconcile(memo, namespace, labels[GENERATION_LABEL], "job")
 
 
@@ -170,6 +178,7 @@ async def pod_changed(
     labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace, "Jobs and pods are namespaced"
+    metrics.watched("pod")
     await _reconcile(memo, namespace, labels[GENERATION_LABEL], "pod")
 
 

@@ -1,8 +1,23 @@
-"""Prometheus metrics. Labels stay low-cardinality: never a user, prompt or object name."""
+"""Prometheus metrics. Labels stay low-cardinality: never a user, prompt or object name.
+
+Labels whose values are known up front (the reconcile triggers, the watched resources, the
+caps) are created at import, so their series exist at 0 before the first event: a rate over
+them is 0, not empty, and an alert on them can tell "none" from "not scraped".
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping
+
 from prometheus_client import Counter, Gauge, Histogram
+
+# What runs a reconcile pass: a watch event of one of these resources, the resync timer, or
+# an admission pass (a generation it admitted, or the admission loop itself).
+TRIGGERS = ("generation", "job", "pod", "resync", "admission")
+WATCHED = ("generation", "job", "pod")
+CAPS = ("global", "user")
 
 TRANSITIONS = Counter(
     "genvid_generation_transitions_total",
@@ -36,6 +51,36 @@ RECONCILE_ERRORS = Counter(
     "Reconcile passes that raised, by what triggered them.",
     ["trigger"],
 )
+RECONCILE_DURATION = Histogram(
+    "genvid_reconcile_duration_seconds",
+    "Time of one reconcile pass (observe, decide, act, mirror), by what triggered it.",
+    ["trigger"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECONCILES_IN_PROGRESS = Gauge(
+    "genvid_reconciles_in_progress", "Reconcile passes running now (at most one per object)."
+)
+KICKS_PENDING = Gauge(
+    "genvid_admission_kicks_pending",
+    "Reconciles of just-admitted generations started in the background and not done yet.",
+)
+WATCH_EVENTS = Counter(
+    "genvid_watch_events_total",
+    "Watch events received from the apiserver, by resource (VideoGenerations, Jobs, pods).",
+    ["resource"],
+)
+WATCH_EVENT_TIME = Gauge(
+    "genvid_watch_last_event_timestamp_seconds",
+    "When the last watch event of the resource arrived (Unix time): a stalled watch stops it.",
+    ["resource"],
+)
+for _trigger in TRIGGERS:
+    RECONCILE_ERRORS.labels(trigger=_trigger)
+    RECONCILE_DURATION.labels(trigger=_trigger)
+# Veo's throttling (the worker's Reason.RATE_LIMITED) has a series before the first retry.
+TRANSITIONS.labels(phase="RUNNING", reason="RateLimited")
+for _resource in WATCHED:
+    WATCH_EVENTS.labels(resource=_resource)
 
 # Budgets and admission (genvid_operator.admission): global figures only, never per user.
 SETTLED_USD = Counter(
@@ -50,8 +95,54 @@ ADMISSION_ACTIVE = Gauge(
     "genvid_admission_active", "Admitted generations not finished yet (under the global cap)."
 )
 ADMISSION_WAITING = Gauge("genvid_admission_waiting", "Accepted generations waiting for capacity.")
+ADMISSION_MAX_ACTIVE = Gauge(
+    "genvid_admission_max_active",
+    "The concurrency caps: generations running at once, everyone's (global) or each user's.",
+    ["scope"],
+)
+ADMISSION_WAITING_BY_CAP = Gauge(
+    "genvid_admission_waiting_by_cap",
+    "Generations waiting for capacity, by the cap that holds them: user (their owner runs "
+    "as many as the per-user cap allows) or global (every place is taken).",
+    ["cap"],
+)
+ADMITTED = Counter(
+    "genvid_admission_admitted_total", "Generations admitted under the concurrency caps."
+)
+ADMISSION_PASS_TIME = Gauge(
+    "genvid_admission_last_pass_timestamp_seconds",
+    "When the last admission pass ended (Unix time): the admission loop is alive.",
+)
+SPENT_USD = Gauge(
+    "genvid_budget_spent_usd",
+    "Charged to the global budget in the latest period that has any, in US dollars.",
+)
+SPENT_PERIOD_START = Gauge(
+    "genvid_budget_spent_period_start_timestamp_seconds",
+    "Start of the period genvid_budget_spent_usd is about (Unix time).",
+)
 ADMISSION_WAIT = Histogram(
     "genvid_admission_wait_seconds",
     "From acceptance to admission under the concurrency caps.",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
+for _cap in CAPS:
+    ADMISSION_WAITING_BY_CAP.labels(cap=_cap)
+
+
+def watched(resource: str) -> None:
+    """A watch event of `resource` arrived."""
+    WATCH_EVENTS.labels(resource=resource).inc()
+    WATCH_EVENT_TIME.labels(resource=resource).set_to_current_time()
+
+
+def observe_waiting(
+    running: Mapping[uuid.UUID, int], waiting_owners: Iterable[uuid.UUID], user_cap: int
+) -> None:
+    """Count each still-waiting generation under the cap that holds it, given what every
+    owner runs after the pass."""
+    held = Tally(
+        "user" if running.get(owner, 0) >= user_cap else "global" for owner in waiting_owners
+    )
+    for cap in CAPS:
+        ADMISSION_WAITING_BY_CAP.labels(cap=cap).set(held[cap])

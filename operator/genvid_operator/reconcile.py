@@ -20,7 +20,7 @@ from typing import Any
 
 from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
-from genvid_operator import metrics
+from genvid_operator import kube_events, metrics
 from genvid_operator.admission import Admissions
 from genvid_operator.cluster import Cluster
 from genvid_operator.config import Settings
@@ -204,6 +204,7 @@ def _observe(vg: VideoGeneration, old: VideoGenerationStatus, prices: Mapping[st
         status.get("message") or "",
     )
     metrics.TRANSITIONS.labels(phase=phase, reason=status.get("reason") or "").inc()
+    kube_events.post_transition(vg, old)
     if phase == GenerationStatus.RUNNING and old.get("phase") == GenerationStatus.QUEUED:
         wait = _seconds_between(status.get("queuedAt"), status.get("startedAt"))
         if wait is not None:

@@ -309,10 +309,10 @@ class GatedKube:
         self._gate = gate
         self.waiting = 0
 
-    async def create(self, job: Generation) -> bool:
+    async def create(self, job: Generation, owner_name: str | None = None) -> bool:
         self.waiting += 1
         await self._gate.wait()
-        return bool(await self._inner.create(job))
+        return bool(await self._inner.create(job, owner_name))
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

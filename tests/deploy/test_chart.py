@@ -9,7 +9,6 @@ operator, logged in with nothing but its ServiceAccount's token, runs a generati
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import subprocess
@@ -24,48 +23,13 @@ import yaml
 
 from genvid_operator.config import Settings as OperatorSettings
 from support import REPO
+from support.chart import CHART, RELEASE, Manifest, helm, helm_binary, render, template
 from support.kube import KUBECTL, kubectl
 from support.processes import free_port
 
 pytestmark = pytest.mark.stack
 
-CHART = REPO / "charts" / "genvid"
 MANIFESTS = REPO / "manifests"
-RELEASE = "genvid"
-
-Manifest = dict[str, Any]
-
-
-@functools.cache
-def helm_binary() -> Path:
-    """The pinned helm, from the build script that knows the versions (`make binaries`)."""
-    printed = subprocess.run(
-        ["bash", str(REPO / "hack" / "build-binaries.sh"), "--print-env"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    paths = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
-    helm = Path(paths["HELM"])
-    if not helm.exists():
-        pytest.fail(f"{helm} is missing: run `make binaries`")
-    return helm
-
-
-def helm(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(helm_binary()), *args], capture_output=True, text=True, cwd=REPO, check=False
-    )
-
-
-def template(*args: str, namespace: str = "genvid") -> subprocess.CompletedProcess[str]:
-    return helm("template", RELEASE, str(CHART), "--namespace", namespace, *args)
-
-
-def render(*args: str, namespace: str = "genvid") -> list[Manifest]:
-    result = template(*args, namespace=namespace)
-    assert result.returncode == 0, result.stderr
-    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
 def find(docs: list[Manifest], kind: str, name: str) -> Manifest:
@@ -242,8 +206,11 @@ def test_monitoring_toggles_need_the_prometheus_operator_crds(toggle: str, kind:
     )
 
     served = render("--set", f"{toggle}=true", "--api-versions", f"monitoring.coreos.com/v1/{kind}")
-    (monitor,) = [d for d in served if d["kind"] == kind]
-    assert monitor["metadata"]["namespace"] == "genvid"
+    monitors = [d for d in served if d["kind"] == kind]
+    # One PrometheusRule; a ServiceMonitor for the operator and one for the api.
+    assert len(monitors) == (2 if kind == "ServiceMonitor" else 1)
+    for monitor in monitors:
+        assert monitor["metadata"]["namespace"] == "genvid"
 
 
 def test_manifests_are_the_rendered_chart() -> None:

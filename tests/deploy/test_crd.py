@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from genvid_contracts.resource import DEFAULT_MODEL
+from genvid_contracts.resource import DEFAULT_MODEL, OWNER_NAME_ANNOTATION
 from support.kube import Kubectl
 
 pytestmark = pytest.mark.stack
@@ -93,7 +93,10 @@ def test_spec_is_immutable_except_cancel(kubectl: Kubectl) -> None:
 
 
 def test_kubectl_get_prints_the_printer_columns(kubectl: Kubectl) -> None:
-    apply(kubectl, video_generation("columns", durationSeconds=6))
+    named = video_generation("columns", durationSeconds=6)
+    # The api annotates the owner's username (genvid_api.resources); the id stays in spec.
+    named["metadata"]["annotations"] = {OWNER_NAME_ANNOTATION: "user-1"}
+    apply(kubectl, named)
     kubectl(
         "patch",
         "vg",
@@ -120,3 +123,4 @@ def test_kubectl_get_prints_the_printer_columns(kubectl: Kubectl) -> None:
     assert row[2:6] == ["veo-3.0-fast-generate-001", "6", "0.6", "user-1"]
     wide = kubectl("get", "vg", "-o", "wide", check=True).stdout.splitlines()[0].split()
     assert wide[-3:] == ["ATTEMPTS", "JOB", "AGE"]
+    assert "ID" in wide  # OWNER ID: spec.owner, in the wide table only

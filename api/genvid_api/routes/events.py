@@ -27,6 +27,7 @@ from genvid_api import nats_stream
 from genvid_api.context import AppContext
 from genvid_api.deps import Ctx, CurrentUser
 from genvid_api.errors import AUTH_RESPONSES, Invalid, NotFound, Responses, responses
+from genvid_api.metrics import SSE_EVENTS
 from genvid_api.models import Generation
 from genvid_api.queries import generations
 from genvid_api.views import event_payload
@@ -82,6 +83,7 @@ def _is_terminal(body: dict[str, Any]) -> bool:
 
 async def _event(ctx: AppContext, seq: int, body: dict[str, Any]) -> ServerSentEvent:
     payload = await event_payload(ctx, body)
+    SSE_EVENTS.inc()
     return ServerSentEvent(id=str(seq), data=json.dumps(payload, separators=(",", ":")))
 
 
