@@ -80,8 +80,10 @@ def _is_terminal(body: dict[str, Any]) -> bool:
     return body.get("status") in TERMINAL_STATUSES
 
 
-async def _event(ctx: AppContext, seq: int, body: dict[str, Any]) -> ServerSentEvent:
-    payload = await event_payload(ctx, body)
+async def _event(
+    ctx: AppContext, user_id: uuid.UUID, seq: int, body: dict[str, Any]
+) -> ServerSentEvent:
+    payload = await event_payload(ctx, user_id, body)
     return ServerSentEvent(id=str(seq), data=json.dumps(payload, separators=(",", ":")))
 
 
@@ -169,7 +171,9 @@ async def generation_events(
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
             if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
-                yield await _event(ctx, SNAPSHOT_ID, nats_stream.transition_body(generation))
+                yield await _event(
+                    ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(generation)
+                )
                 return
             while True:
                 event = await _next_unless(shutdown, sub, recheck)
@@ -184,15 +188,17 @@ async def generation_events(
                         tail = await nats_stream.last_event(ctx.js, subject)
                         if tail is None or not _is_terminal(tail.body):
                             yield await _event(
-                                ctx, SNAPSHOT_ID, nats_stream.transition_body(current)
+                                ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(current)
                             )
                             return
                     continue
-                yield await _event(ctx, event.seq, event.body)
+                yield await _event(ctx, user.id, event.seq, event.body)
                 if _is_terminal(event.body):
                     return
                 if needs_snapshot and last is not None and event.seq >= last.seq:
-                    yield await _event(ctx, SNAPSHOT_ID, nats_stream.transition_body(generation))
+                    yield await _event(
+                        ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(generation)
+                    )
                     return
 
     return _sse(ctx, stream(), shutdown)
@@ -220,6 +226,6 @@ async def my_events(
                 if shutdown.is_set():
                     return
                 if event is not None:
-                    yield await _event(ctx, event.seq, event.body)
+                    yield await _event(ctx, user.id, event.seq, event.body)
 
     return _sse(ctx, stream(), shutdown)
