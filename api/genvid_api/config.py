@@ -93,6 +93,9 @@ class Settings(DatabaseSettings):
         default=30, ge=0, description="POST /generate per user and minute; 0 = no limit."
     )
 
+    # Abuse limits: the body size (genvid_api.body_limit).
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="413 beyond this.")
+
     # Storage and signed URLs
     bucket: str = "genvid-previews"
     signing_mode: SigningMode = SigningMode.LOCAL

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from genvid_api import errors, nats_stream, outbox
+from genvid_api.body_limit import BodyLimit
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(usage.router)
