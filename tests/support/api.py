@@ -24,7 +24,9 @@ JWT_SECRET = "test-secret-" + "x" * 60
 def api_env(
     stack_env: dict[str, str], database_url: str, namespace: str, **overrides: str
 ) -> dict[str, str]:
-    """The api's environment on the test stack: fast loops, small heartbeats."""
+    """The api's environment on the test stack: fast loops, small heartbeats, and no request
+    rate limits (every test user registers from one address; tests of the limits turn them
+    on)."""
     env = {
         "GENVID_DATABASE_URL": database_url,
         "GENVID_NATS_URL": stack_env["NATS_URL"],
@@ -37,6 +39,7 @@ def api_env(
         "GENVID_OUTBOX_INTERVAL_SECONDS": "0.2",
         "GENVID_OUTBOX_GRACE_SECONDS": "1",
         "GENVID_SSE_HEARTBEAT_SECONDS": "0.5",
+        "GENVID_RATE_LIMITS": "off",
     }
     env.update(overrides)
     return env
