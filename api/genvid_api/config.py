@@ -126,7 +126,7 @@ class Settings(DatabaseSettings):
     refresh_per_minute_per_ip: int = Field(default=60, ge=0)
     refresh_per_minute_per_user: int = Field(default=10, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="413 beyond this.")
-    sse_streams_per_user: int = Field(default=5, ge=1, description="Open streams per user.")
+    sse_streams_per_user: int = Field(default=10, ge=1, description="Open streams per user.")
     sse_max_replay_events: int = Field(
         default=10_000,
         ge=1,
