@@ -82,6 +82,8 @@ class Services:
             "GENVID_JWT_SECRET": JWT_SECRET,
             "GENVID_ACCESS_TOKEN_TTL_SECONDS": str(TOKEN_TTL_SECONDS),
             "GENVID_OUTBOX_ENABLED": "false",
+            # Every simulated user comes from this one address.
+            "GENVID_RATE_LIMITS": "off",
         }
 
     def migrate(self) -> None:

@@ -9,6 +9,7 @@ names the local stack and most platforms use (`DATABASE_URL`, `NATS_URL`, `KUBEC
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
@@ -67,6 +68,20 @@ class Settings(DatabaseSettings):
 
     # Authentication
     jwt_secret: SecretStr = Field(description="HS256 key shared by every api replica.")
+    jwt_key_id: str = Field(
+        default="1",
+        min_length=1,
+        max_length=64,
+        description="`kid` of jwt_secret, written into every token's header.",
+    )
+    jwt_previous_secret: SecretStr | None = Field(
+        default=None,
+        description="The key before the last rotation: its tokens are still accepted (grace).",
+    )
+    jwt_previous_key_id: str | None = Field(default=None, min_length=1, max_length=64)
+    jwt_previous_key_until: datetime | None = Field(
+        default=None, description="End of the previous key's grace period; unset: until removed."
+    )
     jwt_issuer: str = "genvid-api"
     access_token_ttl_seconds: int = Field(default=15 * 60, ge=30, le=24 * 3600)
     refresh_token_ttl_seconds: int = Field(default=14 * 24 * 3600, ge=60)
@@ -91,6 +106,36 @@ class Settings(DatabaseSettings):
     )
     generate_per_minute: int = Field(
         default=30, ge=0, description="POST /generate per user and minute; 0 = no limit."
+    )
+
+    # Abuse limits: request rates on /auth (429 + Retry-After, counted in Postgres by
+    # genvid_api.ratelimit), the body size, and the server-sent event streams.
+    rate_limits: bool = Field(
+        default=True,
+        description="off: no request-rate limits (auth, POST /generate), for load tests from "
+        "one address. Budgets, caps and the body limit stay.",
+    )
+    login_per_minute_per_ip: int = Field(default=30, ge=0)
+    login_per_minute_per_account: int = Field(
+        default=5,
+        ge=0,
+        description="Per account name and address: a guesser elsewhere never locks the owner out.",
+    )
+    login_per_hour_per_account: int = Field(default=20, ge=0)
+    register_per_hour_per_ip: int = Field(default=30, ge=0)
+    refresh_per_minute_per_ip: int = Field(default=60, ge=0)
+    refresh_per_minute_per_user: int = Field(default=10, ge=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, description="413 beyond this.")
+    sse_streams_per_user: int = Field(default=10, ge=1, description="Open streams per user.")
+    sse_max_replay_events: int = Field(
+        default=10_000,
+        ge=1,
+        description="How far back (stream sequences) Last-Event-ID may resume; 410 beyond.",
+    )
+    sse_recheck_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often an open stream renews its slot and checks the account.",
     )
 
     # Storage and signed URLs
@@ -137,6 +182,21 @@ class Settings(DatabaseSettings):
         if len(value.get_secret_value().encode()) < 32:
             raise ValueError("GENVID_JWT_SECRET must be at least 32 bytes")
         return value
+
+    @field_validator("jwt_previous_secret")
+    @classmethod
+    def _long_previous_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < 32:
+            raise ValueError("GENVID_JWT_PREVIOUS_SECRET must be at least 32 bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _check_previous_key(self) -> Self:
+        if (self.jwt_previous_secret is None) != (self.jwt_previous_key_id is None):
+            raise ValueError("GENVID_JWT_PREVIOUS_SECRET and _KEY_ID are set together")
+        if self.jwt_previous_key_id == self.jwt_key_id:
+            raise ValueError("GENVID_JWT_PREVIOUS_KEY_ID must differ from GENVID_JWT_KEY_ID")
+        return self
 
     @model_validator(mode="after")
     def _check_models(self) -> Self:

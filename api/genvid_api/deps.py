@@ -1,4 +1,5 @@
-"""Dependencies, as Annotated aliases: `Ctx`, `SettingsDep`, `SessionDep`, `CurrentUser`."""
+"""Dependencies, as Annotated aliases: `Ctx`, `SettingsDep`, `SessionDep`, `AccessClaims`,
+`CurrentUser`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from genvid_api.context import AppContext
 from genvid_api.errors import Unauthorized
 from genvid_api.models import User
 from genvid_api.queries import users
-from genvid_api.security import InvalidToken, TokenType, decode_token
+from genvid_api.security import InvalidToken, TokenClaims, TokenType, decode_token
 
 # auto_error=False: the 401 (with its WWW-Authenticate header) is raised below, in one place.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -45,19 +46,25 @@ async def get_session(ctx: Ctx) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-async def get_current_user(
-    session: SessionDep,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-) -> User:
+def get_access_claims(
+    settings: SettingsDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> TokenClaims:
     if not token:
         raise Unauthorized("Not authenticated", error=None)
     try:
-        claims = decode_token(settings, token, TokenType.ACCESS)
+        return decode_token(settings, token, TokenType.ACCESS)
     except InvalidToken:
         raise Unauthorized("Invalid or expired access token") from None
+
+
+# What the access token says (its expiry, its session): decoded once per request.
+AccessClaims = Annotated[TokenClaims, Depends(get_access_claims)]
+
+
+async def get_current_user(session: SessionDep, claims: AccessClaims) -> User:
     user = await users.get_active(session, claims.user_id)
-    if user is None:
+    # A token of an ended session (logged out everywhere, password changed) proves nothing.
+    if user is None or user.session_version != claims.session_version:
         raise Unauthorized("Invalid or expired access token")
     return user
 

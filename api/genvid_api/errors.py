@@ -161,9 +161,17 @@ async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# What any operation with a body may answer before validation.
+_BODY_ERRORS = {
+    "400": "The body could not be parsed",
+    "413": "The body is larger than GENVID_MAX_BODY_BYTES (genvid_api.body_limit)",
+}
+
+
 def _document_unparsable_bodies(app: FastAPI) -> None:
-    """FastAPI answers a body it cannot decode (not UTF-8, say) with 400 before validation;
-    say so on every operation that takes a body, present and future."""
+    """FastAPI answers a body it cannot decode (not UTF-8, say) with 400 before validation, and
+    the body limit a body too large with 413; say so on every operation that takes a body,
+    present and future."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -172,17 +180,18 @@ def _document_unparsable_bodies(app: FastAPI) -> None:
             for operations in schema.get("paths", {}).values():
                 for operation in operations.values():
                     if "requestBody" in operation:
-                        operation["responses"].setdefault(
-                            "400",
-                            {
-                                "description": "The body could not be parsed",
-                                "content": {
-                                    "application/json": {
-                                        "schema": {"$ref": "#/components/schemas/ErrorBody"}
-                                    }
+                        for code, description in _BODY_ERRORS.items():
+                            operation["responses"].setdefault(
+                                code,
+                                {
+                                    "description": description,
+                                    "content": {
+                                        "application/json": {
+                                            "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                                        }
+                                    },
                                 },
-                            },
-                        )
+                            )
             schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
                 "ErrorBody", ErrorBody.model_json_schema()
             )

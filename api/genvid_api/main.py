@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from genvid_api import errors, metrics, nats_stream, outbox, web
+from genvid_api.body_limit import BodyLimit
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(metrics.MetricsMiddleware)
     errors.install(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(usage.router)

@@ -55,6 +55,8 @@ class User(SQLModel, table=True):
     username: str = Field(sa_type=sa.Text)
     hashed_password: str = Field(sa_type=sa.Text)
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    # In every token (`sv`): incremented to end every session of the user at once (0005).
+    session_version: int = Field(default=0, sa_column_kwargs={"server_default": sa.text("0")})
     created_at: datetime = _timestamp()
 
 
@@ -213,6 +215,18 @@ class RateLimitWindow(SQLModel, table=True):
     key: str = Field(sa_type=sa.Text, primary_key=True)
     window_start: datetime = Field(sa_type=sa.DateTime(timezone=True), primary_key=True)
     count: int
+
+
+class SseStream(SQLModel, table=True):
+    """An open server-sent event stream, on any process: the per-user cap counts these
+    (routes/events.py); a row left by a dead process stops counting once it expires."""
+
+    __tablename__ = "sse_streams"
+    __table_args__ = (sa.Index("ix_sse_streams_user_expires", "user_id", "expires_at"),)
+
+    id: uuid.UUID = Field(primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
 class Video(SQLModel, table=True):
@@ -416,6 +430,16 @@ class UserCreate(BaseModel):
         if any(len(part) >= _MIN_PERSONAL_PART and part in password for part in personal):
             return "password must not contain the username or email"
         return None
+
+
+class PasswordChange(BaseModel):
+    """Body of POST /auth/password: the current password proves it is the owner, not a stolen
+    access token, that changes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
 
 
 class UserPublic(BaseModel):

@@ -3,12 +3,14 @@
 One conditional upsert per request counts it in its key's current window (`rate_limit_windows`)
 only while the count is under the limit, so concurrent requests on any number of processes
 never pass it; the same statement drops the key's older windows, so the table holds about one
-row per key in use. Any route can use it with its own key (`generate:<user id>`, say).
+row per key in use. Any route can use it with its own key (`generate:<user id>`, say), or
+several limits at once (`hit_all`: per address, per account, per minute and per hour).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,3 +60,19 @@ async def hit(
     if not counted:
         left = start + timedelta(seconds=window_seconds) - moment
         raise Limited(max(1, math.ceil(left.total_seconds())))
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `limit` requests per `window_seconds` for `key` (0: no limit)."""
+
+    key: str
+    limit: int
+    window_seconds: int = 60
+
+
+async def hit_all(session: AsyncSession, limits: Sequence[Limit], moment: datetime) -> None:
+    """Count the request against each limit in turn; raise Limited at the first that is full
+    (the ones after it are not counted: a refused request spends nothing more)."""
+    for limit in limits:
+        await hit(session, limit.key, limit.limit, moment, limit.window_seconds)

@@ -1,8 +1,21 @@
-"""Passwords (argon2id) and tokens (JWT, HS256 only).
+"""Passwords (argon2id, bounded in memory) and tokens (JWT, HS256 only, with key ids).
 
 Access tokens are short-lived and stateless. Refresh tokens are JWTs too, but each carries a
 `jti` recorded in `refresh_tokens`: a refresh rotates it (the old one is revoked), and presenting
 a revoked one again revokes every refresh token of that user (a stolen token was replayed).
+Every token carries the user's `session_version` (`sv`): incrementing it (logging out
+everywhere, changing the password) ends all of them at once.
+
+Keys rotate without logging anyone out: tokens name their key in the header (`kid`); the
+previous key, if configured, is still accepted until its grace period ends.
+
+Password hashing is the one memory-hungry thing the api does. argon2-cffi's defaults (RFC
+9106's low-memory profile) take 64 MiB per hash, and a burst of logins on the shared thread
+pool would take the process past its memory limit (~8 parallel logins exceed 512 MiB). The
+parameters are instead OWASP's argon2id profile of 19 MiB, 2 iterations, 1 lane (its equal-cost
+alternatives trade memory for iterations), and at most `HASH_CONCURRENCY` hashes run at once in
+a process: hashing takes at most 2 x 19 MiB however many logins arrive; the others wait their
+turn (and the auth rate limits keep that queue short).
 """
 
 from __future__ import annotations
@@ -13,23 +26,36 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import jwt
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from genvid_api.config import Settings
 
 ALGORITHM = "HS256"  # pinned: a token's own `alg` header never chooses the algorithm
 
-# argon2-cffi's defaults are RFC 9106's second recommended profile for argon2id.
-_hasher = PasswordHasher()
+# OWASP Password Storage Cheat Sheet, argon2id: m=19 MiB, t=2, p=1.
+HASH_MEMORY_KIB = 19 * 1024
+HASH_ITERATIONS = 2
+HASH_PARALLELISM = 1
+HASH_CONCURRENCY = 2
+
+_hasher = PasswordHasher(
+    time_cost=HASH_ITERATIONS,
+    memory_cost=HASH_MEMORY_KIB,
+    parallelism=HASH_PARALLELISM,
+    type=Type.ID,
+)
+# Not the thread pool's 40 tokens: each hash holds HASH_MEMORY_KIB while it runs.
+_hashing = anyio.CapacityLimiter(HASH_CONCURRENCY)
 # Verified when the user does not exist, so a login costs the same either way.
 _DUMMY_HASH = _hasher.hash("genvid-dummy-password")
 
 
 async def hash_password(password: str) -> str:
-    return await anyio.to_thread.run_sync(_hasher.hash, password)
+    return await anyio.to_thread.run_sync(_hasher.hash, password, limiter=_hashing)
 
 
 async def verify_password(password: str, hashed: str | None) -> bool:
@@ -41,10 +67,12 @@ async def verify_password(password: str, hashed: str | None) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await anyio.to_thread.run_sync(verify)
+    return await anyio.to_thread.run_sync(verify, limiter=_hashing)
 
 
 def needs_rehash(hashed: str) -> bool:
+    """True for hashes made with other parameters (the library defaults, before): the next
+    successful login stores one made with these."""
     return _hasher.check_needs_rehash(hashed)
 
 
@@ -69,9 +97,12 @@ class TokenClaims:
     user_id: uuid.UUID
     jti: uuid.UUID
     expires_at: datetime
+    session_version: int
 
 
-def _issue(settings: Settings, user_id: uuid.UUID, kind: TokenType, ttl: int) -> IssuedToken:
+def _issue(
+    settings: Settings, user_id: uuid.UUID, session_version: int, kind: TokenType, ttl: int
+) -> IssuedToken:
     now = datetime.now(UTC)
     expires_at = now + timedelta(seconds=ttl)
     jti = uuid.uuid4()
@@ -80,36 +111,71 @@ def _issue(settings: Settings, user_id: uuid.UUID, kind: TokenType, ttl: int) ->
         "sub": str(user_id),
         "type": kind.value,
         "jti": str(jti),
+        "sv": session_version,
         "iat": int(now.timestamp()),
         "exp": int(expires_at.timestamp()),
     }
-    token = jwt.encode(payload, settings.jwt_secret.get_secret_value(), algorithm=ALGORITHM)
+    token = jwt.encode(
+        payload,
+        settings.jwt_secret.get_secret_value(),
+        algorithm=ALGORITHM,
+        headers={"kid": settings.jwt_key_id},
+    )
     return IssuedToken(token=token, jti=jti, expires_at=expires_at)
 
 
-def create_access_token(settings: Settings, user_id: uuid.UUID) -> IssuedToken:
-    return _issue(settings, user_id, TokenType.ACCESS, settings.access_token_ttl_seconds)
+def create_access_token(
+    settings: Settings, user_id: uuid.UUID, session_version: int = 0
+) -> IssuedToken:
+    return _issue(
+        settings, user_id, session_version, TokenType.ACCESS, settings.access_token_ttl_seconds
+    )
 
 
-def create_refresh_token(settings: Settings, user_id: uuid.UUID) -> IssuedToken:
-    return _issue(settings, user_id, TokenType.REFRESH, settings.refresh_token_ttl_seconds)
+def create_refresh_token(
+    settings: Settings, user_id: uuid.UUID, session_version: int = 0
+) -> IssuedToken:
+    return _issue(
+        settings, user_id, session_version, TokenType.REFRESH, settings.refresh_token_ttl_seconds
+    )
+
+
+def _verification_key(settings: Settings, token: str) -> str:
+    """The key the token's `kid` names: the current one (also for tokens without a `kid`,
+    issued before keys had ids), or the previous one during its grace period."""
+    kid = jwt.get_unverified_header(token).get("kid")
+    if kid is None or kid == settings.jwt_key_id:
+        return settings.jwt_secret.get_secret_value()
+    previous = settings.jwt_previous_secret
+    until = settings.jwt_previous_key_until
+    if (
+        previous is not None
+        and kid == settings.jwt_previous_key_id
+        and (until is None or datetime.now(UTC) < until)
+    ):
+        return previous.get_secret_value()
+    raise InvalidToken("unknown or retired key id")
 
 
 def decode_token(settings: Settings, token: str, expected: TokenType) -> TokenClaims:
     try:
         payload = jwt.decode(
             token,
-            settings.jwt_secret.get_secret_value(),
+            _verification_key(settings, token),
             algorithms=[ALGORITHM],
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "iat", "sub", "type", "jti", "iss"]},
         )
         if payload.get("type") != expected.value:
             raise InvalidToken(f"not an {expected.value} token")
+        version = payload.get("sv", 0)
+        if not isinstance(version, int):
+            raise InvalidToken("malformed session version")
         return TokenClaims(
             user_id=uuid.UUID(str(payload["sub"])),
             jti=uuid.UUID(str(payload["jti"])),
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            session_version=version,
         )
     except (jwt.PyJWTError, ValueError, TypeError) as exc:
         raise InvalidToken(str(exc)) from exc

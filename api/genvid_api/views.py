@@ -1,5 +1,9 @@
 """What clients see of a generation (its public model, its SSE payload) and of published
 videos: never storage coordinates, always URLs signed for this response (one signer call each).
+
+Only objects named by the caller's own database row are signed, or objects under the
+`previews/<generation id>/` prefix of the caller's own generation: an event's storage names come
+from NATS, where anyone who may publish could name another user's private preview.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from genvid_api.context import AppContext
 from genvid_api.models import Generation, GenerationPublic, Page, VideoBase, VideoPublic
+from genvid_api.queries import generations
 from genvid_api.queries.videos import FeedRow
 from genvid_contracts.status import GenerationStatus
 
@@ -96,17 +101,65 @@ EVENT_FIELDS = (
 )  # fmt: skip
 
 
-async def event_payload(ctx: AppContext, body: dict[str, Any]) -> dict[str, Any]:
-    """An operator message as clients get it: no storage coordinates, signed URLs instead."""
+def _is_under(name: str, prefix: str) -> bool:
+    """`name` is an object below `prefix`, with no `.` or `..` segment a client would resolve."""
+    segments = name.removeprefix(prefix).split("/")
+    return name.startswith(prefix) and all(part not in ("", ".", "..") for part in segments)
+
+
+def _trusted_objects(row: Generation | None, bucket: str, claimed: _Objects) -> _Objects:
+    """What of an event's claimed objects may be signed: only what `row` (the caller's own
+    generation, None if it is not theirs) names or holds below its preview prefix, in its
+    bucket. Anything else is dropped, never signed."""
+    if row is None or claimed.video is None:
+        return _Objects(bucket=None)
+    own_bucket = row.bucket or bucket
+    if (claimed.bucket or own_bucket) != own_bucket:
+        return _Objects(bucket=None)
+    prefix = f"previews/{row.id}/"
+
+    def own(name: str | None, recorded: str | None) -> str | None:
+        if name is None or (name != recorded and not _is_under(name, prefix)):
+            return None
+        return name
+
+    video = own(claimed.video, row.object_name)
+    if video is None:
+        return _Objects(bucket=None)
+    return _Objects(bucket=own_bucket, video=video, poster=own(claimed.poster, row.poster_object))
+
+
+async def _own_generation(
+    ctx: AppContext, user_id: uuid.UUID, generation_id: object
+) -> Generation | None:
+    try:
+        wanted = uuid.UUID(str(generation_id))
+    except ValueError:
+        return None
+    # A short session of its own: a stream must not hold a database connection.
+    async with ctx.sessions() as session:
+        return await generations.get_owned(session, user_id, wanted)
+
+
+async def event_payload(
+    ctx: AppContext, user_id: uuid.UUID, body: dict[str, Any]
+) -> dict[str, Any]:
+    """An operator message as `user_id` gets it: no storage coordinates, and signed URLs only
+    for the objects of the user's own generation (see `_trusted_objects`)."""
     payload = {key: body.get(key) for key in EVENT_FIELDS}
-    objects = _generation_objects(
+    claimed = _generation_objects(
         body.get("status"), body.get("bucket"), body.get("object_name"), body.get("poster_object")
     )
-    if objects.video:
-        [urls] = await _sign(ctx, [objects])
-        payload["video_url"] = urls.video_url
-        payload["poster_url"] = urls.poster_url
-        payload["urls_expire_at"] = urls.urls_expire_at.isoformat() if urls.urls_expire_at else None
+    if claimed.video:
+        row = await _own_generation(ctx, user_id, body.get("id"))
+        objects = _trusted_objects(row, ctx.settings.bucket, claimed)
+        if objects.video:
+            [urls] = await _sign(ctx, [objects])
+            payload["video_url"] = urls.video_url
+            payload["poster_url"] = urls.poster_url
+            payload["urls_expire_at"] = (
+                urls.urls_expire_at.isoformat() if urls.urls_expire_at else None
+            )
     return payload
 
 

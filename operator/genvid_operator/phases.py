@@ -32,6 +32,8 @@ from genvid_operator.jobspec import CONTAINER, job_name
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = GenerationStatus
 
 WAITING_FOR_CAPACITY = "WaitingForCapacity"
+WORKER_CRASHED = "WorkerCrashed"
+_CRASHED_MESSAGE = "The generation stopped unexpectedly."
 _WAITING_MESSAGE = "Waiting for capacity: the concurrency caps are reached."
 
 # The fields whose change is a transition: it gets the next eventSeq and is mirrored.
@@ -177,14 +179,10 @@ def worker_result(pod: Json) -> WorkerResult:
         result = read_result(message)
         if result is not None:
             return result
-        # Not the worker's document: it died before writing one (the log's tail stands in).
-        return {
-            "status": "failed",
-            "reason": "WorkerCrashed",
-            "message": (message.strip() or terminated.get("reason") or "The worker failed.")[
-                -2000:
-            ],
-        }
+        # Not the worker's document: it died before writing one. What the kubelet kept instead
+        # (the log's tail) is for operators, who read it on the pod (`kubectl describe pod`,
+        # status.jobName's pod); users get a reason code and words fit for them.
+        return {"status": "failed", "reason": WORKER_CRASHED, "message": _CRASHED_MESSAGE}
     return {}
 
 

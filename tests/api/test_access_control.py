@@ -119,6 +119,13 @@ MATRIX: dict[str, Case] = {
     # Feeds
     "GET /feed": ok(200),
     "GET /feed/following": ok(200),
+    # Sessions: the caller's own.
+    "POST /auth/logout-all": Case(None, why="ends the caller's own sessions only"),
+    "POST /auth/password": ok(
+        422,
+        body=lambda w: {"current_password": w.victim.password, "new_password": "x" * 12},
+        why="the victim's password is not the caller's",
+    ),
 }
 
 # Reachable without a token, on purpose.
@@ -126,6 +133,7 @@ PUBLIC = {
     "POST /auth/register",
     "POST /auth/token",
     "POST /auth/refresh",
+    "POST /auth/logout",
     "GET /healthz",
     "GET /openapi.json",
     "GET /docs",

@@ -27,13 +27,21 @@ async def test_register_returns_the_user_without_its_password(api: ApiClient) ->
     assert user["username"] == body["username"]
 
 
-async def test_duplicate_email_or_username_is_409(api: ApiClient) -> None:
+async def test_duplicate_username_is_409_and_a_registered_email_is_not_revealed(
+    api: ApiClient,
+) -> None:
     body = _user()
     assert (await api.http.post("/auth/register", json=body)).status_code == 201
+    # The same email (any case) answers as a new one would, and creates nothing.
     same_email = {**_user(), "email": body["email"].upper()}
     response = await api.http.post("/auth/register", json=same_email)
-    assert response.status_code == 409
-    assert response.json() == {"detail": "email is already registered"}
+    assert response.status_code == 201, response.text
+    assert set(response.json()) == {"id", "email", "username", "created_at"}
+    assert response.json()["email"] == same_email["email"].lower()
+    login = {"username": same_email["username"], "password": same_email["password"]}
+    assert (await api.http.post("/auth/token", data=login)).status_code == 401
+    owner = {"username": body["email"], "password": body["password"]}
+    assert (await api.http.post("/auth/token", data=owner)).status_code == 200
     same_name = {**_user(), "username": body["username"].upper()}
     response = await api.http.post("/auth/register", json=same_name)
     assert response.status_code == 409

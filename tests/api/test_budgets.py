@@ -244,7 +244,7 @@ async def test_monthly_budgets_reset_on_the_first_of_the_month(api_with: ApiWith
 
 
 async def test_rate_limit_answers_429_with_retry_after(api_with: ApiWith, database: str) -> None:
-    async with api_with(GENVID_GENERATE_PER_MINUTE="3") as api:
+    async with api_with(GENVID_GENERATE_PER_MINUTE="3", GENVID_RATE_LIMITS="on") as api:
         account, other = await api.register(), await api.register()
         clock = set_clock(api, datetime(2026, 12, 10, 10, 0, 15, tzinfo=UTC))
         replies = await asyncio.gather(

@@ -16,30 +16,28 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from genvid_operator.config import Settings as OperatorSettings
 from support import REPO
-from support.chart import CHART, RELEASE, Manifest, helm, helm_binary, render, template
+from support.chart import (
+    CHART,
+    MANIFESTS,
+    RELEASE,
+    Manifest,
+    env_of,
+    find,
+    helm,
+    helm_binary,
+    render,
+    template,
+)
 from support.kube import KUBECTL, kubectl
 from support.processes import free_port
 
 pytestmark = pytest.mark.stack
-
-MANIFESTS = REPO / "manifests"
-
-
-def find(docs: list[Manifest], kind: str, name: str) -> Manifest:
-    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
-    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} rendered"
-    return matches[0]
-
-
-def env_of(container: Manifest) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
 def pod_specs(docs: list[Manifest]) -> Iterator[tuple[str, Manifest]]:

@@ -212,8 +212,11 @@ def test_deadline_fails_the_generation() -> None:
     assert (status["phase"], status["reason"]) == ("FAILED", "DeadlineExceeded")
 
 
-def test_unparseable_termination_message_is_reported_as_a_crash() -> None:
-    crashed = pod("Failed", {"terminated": {"exitCode": 1, "message": "Traceback: boom"}})
+def test_unparseable_termination_message_is_reported_as_a_crash_without_the_log() -> None:
+    """The log's tail (a traceback, paths, a provider's raw error) is for operators, on the
+    pod; the user-visible message and its retries never carry it."""
+    tail = 'Traceback: boom at /app/secret.py, key="sk-123"'
+    crashed = pod("Failed", {"terminated": {"exitCode": 1, "message": tail}})
     failed_job = job(
         failed=4,
         conditions=[{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}],
@@ -221,7 +224,11 @@ def test_unparseable_termination_message_is_reported_as_a_crash() -> None:
     status = decide(generation(running_status()), failed_job, [crashed], LIMITS, NOW).status
     assert status is not None
     assert status["reason"] == "WorkerCrashed"
-    assert "Traceback: boom" in status["message"]
+    assert status["message"].startswith("The generation stopped unexpectedly.")
+    retrying = decide(generation(running_status()), job(failed=1), [crashed], LIMITS, NOW).status
+    assert retrying is not None and retrying["reason"] == "WorkerCrashed"
+    for shown in (status, retrying):
+        assert "boom" not in str(shown) and "sk-123" not in str(shown), shown
 
 
 @pytest.mark.parametrize("has_job", [True, False])

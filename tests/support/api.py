@@ -24,7 +24,9 @@ JWT_SECRET = "test-secret-" + "x" * 60
 def api_env(
     stack_env: dict[str, str], database_url: str, namespace: str, **overrides: str
 ) -> dict[str, str]:
-    """The api's environment on the test stack: fast loops, small heartbeats."""
+    """The api's environment on the test stack: fast loops, small heartbeats, no request rate
+    limits (every test user registers from one address) and room for many streams per user
+    (tests of the limits set their own)."""
     env = {
         "GENVID_DATABASE_URL": database_url,
         "GENVID_NATS_URL": stack_env["NATS_URL"],
@@ -37,6 +39,8 @@ def api_env(
         "GENVID_OUTBOX_INTERVAL_SECONDS": "0.2",
         "GENVID_OUTBOX_GRACE_SECONDS": "1",
         "GENVID_SSE_HEARTBEAT_SECONDS": "0.5",
+        "GENVID_RATE_LIMITS": "off",
+        "GENVID_SSE_STREAMS_PER_USER": "100",
     }
     env.update(overrides)
     return env

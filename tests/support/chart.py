@@ -1,4 +1,4 @@
-"""The Helm chart as the tests render it: the pinned helm, `helm template` of charts/genvid."""
+"""The Helm chart under test: the pinned helm, and the chart rendered by it."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from support import REPO
 from support.monitoring import built_binary
 
 CHART = REPO / "charts" / "genvid"
+MANIFESTS = REPO / "manifests"
 RELEASE = "genvid"
 
 Manifest = dict[str, Any]
@@ -36,3 +37,13 @@ def render(*args: str, namespace: str = "genvid") -> list[Manifest]:
     result = template(*args, namespace=namespace)
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def find(docs: list[Manifest], kind: str, name: str) -> Manifest:
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} rendered"
+    return matches[0]
+
+
+def env_of(container: Manifest) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}

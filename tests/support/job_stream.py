@@ -16,9 +16,10 @@ TERMINAL = ("SUCCEEDED", "FAILED", "CANCELED", "REJECTED")
 async def publish_transition(
     js: JetStreamContext, user_id: str, job_id: str, status: str, seq: int, **extra: Any
 ) -> int:
-    """Publish as the operator does; returns the stream sequence."""
+    """Publish as the operator does (or, with `id`, a body claiming another generation);
+    returns the stream sequence."""
     body = {
-        "id": job_id,
+        "id": extra.pop("id", job_id),
         "user_id": user_id,
         "status": status,
         "seq": seq,

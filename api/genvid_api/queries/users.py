@@ -34,8 +34,8 @@ async def get_by_login(session: AsyncSession, login: str) -> User | None:
     return result.first()
 
 
-async def _taken(session: AsyncSession, data: UserCreate) -> Conflict | None:
-    """What the client is told when the email or the username is already someone's."""
+async def _taken(session: AsyncSession, data: UserCreate) -> tuple[bool, bool]:
+    """Whether the email and whether the username are already someone's."""
     result = await session.exec(
         select(User.email, User.username).where(
             sa.or_(
@@ -44,17 +44,20 @@ async def _taken(session: AsyncSession, data: UserCreate) -> Conflict | None:
             )
         )
     )
-    for email, _username in result:
-        if email.lower() == data.email.lower():
-            return Conflict("email is already registered")
-        return Conflict("username is taken")
-    return None
+    rows = result.all()
+    email = any(row[0].lower() == data.email.lower() for row in rows)
+    username = any(row[1].lower() == data.username.lower() for row in rows)
+    return email, username
 
 
-async def create(session: AsyncSession, data: UserCreate, hashed_password: str) -> User:
-    """Insert and commit; Conflict naming the field already taken."""
-    if taken := await _taken(session, data):
-        raise taken
+async def create(session: AsyncSession, data: UserCreate, hashed_password: str) -> User | None:
+    """Insert and commit; Conflict if the username is taken (usernames are public), None if
+    the email is already registered (nothing is inserted; the caller must not say so)."""
+    email_taken, username_taken = await _taken(session, data)
+    if username_taken:
+        raise Conflict("username is taken")
+    if email_taken:
+        return None
     user = User(email=data.email, username=data.username, hashed_password=hashed_password)
     session.add(user)
     try:
@@ -62,7 +65,10 @@ async def create(session: AsyncSession, data: UserCreate, hashed_password: str) 
     except IntegrityError:
         # Another request registered the same name between the check and the insert.
         await session.rollback()
-        raise await _taken(session, data) or Conflict("username is taken") from None
+        email_taken, username_taken = await _taken(session, data)
+        if username_taken or not email_taken:
+            raise Conflict("username is taken") from None
+        return None
     await session.refresh(user)
     return user
 

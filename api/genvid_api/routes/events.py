@@ -10,13 +10,24 @@ only when the generation is finished but the stream holds no terminal event for 
 after seven days, or its publication failed). A per-generation request for a finished
 generation whose terminal event the client already has (`Last-Event-ID` at or past it, or 0)
 is answered 204 No Content, which tells EventSource not to reconnect.
+
+Streams are bounded: a user holds at most `GENVID_SSE_STREAMS_PER_USER` open streams across all
+processes (slots in `sse_streams`; 429 past it); `Last-Event-ID` may resume at most
+`GENVID_SSE_MAX_REPLAY_EVENTS` stream sequences back (422 beyond: fetch the state and reconnect
+without it); and a stream ends when its access token expires (the client reconnects with a fresh
+one) or, within `GENVID_SSE_RECHECK_SECONDS`, when its user is deactivated or the session ended
+(logout-all, a password change).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
@@ -25,11 +36,19 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from genvid_api import nats_stream
 from genvid_api.context import AppContext
-from genvid_api.deps import Ctx, CurrentUser
-from genvid_api.errors import AUTH_RESPONSES, Invalid, NotFound, Responses, responses
+from genvid_api.deps import AccessClaims, Ctx, CurrentUser
+from genvid_api.errors import (
+    AUTH_RESPONSES,
+    Invalid,
+    NotFound,
+    Responses,
+    TooManyRequests,
+    responses,
+)
 from genvid_api.metrics import SSE_EVENTS
 from genvid_api.models import Generation
-from genvid_api.queries import generations
+from genvid_api.queries import generations, sse_streams
+from genvid_api.security import TokenClaims
 from genvid_api.views import event_payload
 from genvid_contracts.events import job_subject, user_subjects
 from genvid_contracts.status import TERMINAL_STATUSES
@@ -60,7 +79,10 @@ _SSE_RESPONSES: Responses = {
         "video_url, poster_url, urls_expire_at once SUCCEEDED). Comment lines are heartbeats.",
         "content": {"text/event-stream": {}},
     },
-    **responses((Invalid, "Last-Event-ID is not a non-negative integer")),
+    **responses(
+        (Invalid, "Last-Event-ID is not a non-negative integer, or too far back to replay"),
+        (TooManyRequests, "The user has as many open streams as allowed"),
+    ),
 }
 
 
@@ -77,12 +99,83 @@ def _resume_after(header: str | None, query: str | None) -> int | None:
     return int(raw)
 
 
+async def _check_replay(ctx: AppContext, resume: int | None) -> None:
+    """A resume point too far back would replay (and sign) without bound: refused."""
+    if resume is None:
+        return
+    bound = ctx.settings.sse_max_replay_events
+    if await nats_stream.last_sequence(ctx.js) - resume > bound:
+        raise Invalid.field(
+            ("header", "Last-Event-ID"),
+            f"is more than {bound} events back: fetch the current state and reconnect without it",
+            "replay_too_far",
+        )
+
+
+@dataclass
+class _Slot:
+    """An open stream's place under the per-user cap, and the session it serves."""
+
+    ctx: AppContext
+    id: uuid.UUID
+    claims: TokenClaims
+    renew_at: float
+
+    @property
+    def _period(self) -> float:
+        return self.ctx.settings.sse_recheck_seconds
+
+    def wait_seconds(self, longest: float | None) -> float:
+        """How long the stream may wait for its next event before it must look again."""
+        until_expiry = (self.claims.expires_at - datetime.now(UTC)).total_seconds()
+        until_renewal = self.renew_at - time.monotonic()
+        waits = [until_expiry, until_renewal, *([longest] if longest is not None else [])]
+        return max(0.0, min(waits))
+
+    async def still_valid(self) -> bool:
+        """False once the access token has expired, or the user is deactivated or the session
+        ended (learnt when the slot is renewed)."""
+        if datetime.now(UTC) >= self.claims.expires_at:
+            return False
+        if time.monotonic() < self.renew_at:
+            return True
+        self.renew_at = time.monotonic() + self._period
+        async with self.ctx.sessions() as session:
+            return await sse_streams.renew(
+                session, self.id, self.claims.session_version, _slot_ttl(self.ctx)
+            )
+
+    async def give_back(self) -> None:
+        with anyio.move_on_after(5, shield=True):
+            async with self.ctx.sessions() as session:
+                await sse_streams.give_back(session, self.id)
+
+
+def _slot_ttl(ctx: AppContext) -> float:
+    """A slot outlives a few missed renewals, not a dead process for long."""
+    return ctx.settings.sse_recheck_seconds * 3
+
+
+async def _take_slot(ctx: AppContext, claims: TokenClaims) -> _Slot:
+    slot = _Slot(ctx, uuid.uuid4(), claims, time.monotonic() + ctx.settings.sse_recheck_seconds)
+    cap = ctx.settings.sse_streams_per_user
+    async with ctx.sessions() as session:
+        if not await sse_streams.take(session, slot.id, claims.user_id, cap, _slot_ttl(ctx)):
+            raise TooManyRequests(
+                f"At most {cap} open event streams per user",
+                retry_after=max(1, math.ceil(ctx.settings.sse_recheck_seconds)),
+            )
+    return slot
+
+
 def _is_terminal(body: dict[str, Any]) -> bool:
     return body.get("status") in TERMINAL_STATUSES
 
 
-async def _event(ctx: AppContext, seq: int, body: dict[str, Any]) -> ServerSentEvent:
-    payload = await event_payload(ctx, body)
+async def _event(
+    ctx: AppContext, user_id: uuid.UUID, seq: int, body: dict[str, Any]
+) -> ServerSentEvent:
+    payload = await event_payload(ctx, user_id, body)
     SSE_EVENTS.inc()
     return ServerSentEvent(id=str(seq), data=json.dumps(payload, separators=(",", ":")))
 
@@ -143,6 +236,7 @@ async def _load(ctx: AppContext, user_id: uuid.UUID, generation_id: uuid.UUID) -
 async def generation_events(
     generation_id: uuid.UUID,
     user: CurrentUser,
+    claims: AccessClaims,
     ctx: Ctx,
     last_event_id: LastEventIdHeader = None,
     last_event_id_query: LastEventIdQuery = None,
@@ -162,40 +256,52 @@ async def generation_events(
         finished and resume == SNAPSHOT_ID
     ):
         return Response(status_code=status.HTTP_204_NO_CONTENT)
+    # 0 here asks for the generation's own history (or its snapshot), bounded by itself.
+    await _check_replay(ctx, resume or None)
     # The database knows an end the stream lacks: replay what the stream has, then a snapshot.
     needs_snapshot = finished and not ended_in_stream
     start_seq = resume + 1 if resume else None
     recheck = max(ctx.settings.sse_heartbeat_seconds, 1.0) * 2
     shutdown = anyio.Event()
+    slot = await _take_slot(ctx, claims)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
-            if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
-                yield await _event(ctx, SNAPSHOT_ID, nats_stream.transition_body(generation))
-                return
-            while True:
-                event = await _next_unless(shutdown, sub, recheck)
-                if shutdown.is_set():
-                    return  # the client reconnects, with Last-Event-ID, to another replica
-                if event is None:
-                    # Quiet for a while: did it finish without its event reaching us?
-                    current = await _load(ctx, user.id, generation.id)
-                    if current is None:
-                        return
-                    if current.status in TERMINAL_STATUSES:
-                        tail = await nats_stream.last_event(ctx.js, subject)
-                        if tail is None or not _is_terminal(tail.body):
-                            yield await _event(
-                                ctx, SNAPSHOT_ID, nats_stream.transition_body(current)
-                            )
+        try:
+            async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+                if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
+                    yield await _event(
+                        ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(generation)
+                    )
+                    return
+                while True:
+                    event = await _next_unless(shutdown, sub, slot.wait_seconds(recheck))
+                    if shutdown.is_set():
+                        return  # the client reconnects, with Last-Event-ID, to another replica
+                    if not await slot.still_valid():
+                        return  # the client reconnects with a fresh token, or not at all
+                    if event is None:
+                        # Quiet for a while: did it finish without its event reaching us?
+                        current = await _load(ctx, user.id, generation.id)
+                        if current is None:
                             return
-                    continue
-                yield await _event(ctx, event.seq, event.body)
-                if _is_terminal(event.body):
-                    return
-                if needs_snapshot and last is not None and event.seq >= last.seq:
-                    yield await _event(ctx, SNAPSHOT_ID, nats_stream.transition_body(generation))
-                    return
+                        if current.status in TERMINAL_STATUSES:
+                            tail = await nats_stream.last_event(ctx.js, subject)
+                            if tail is None or not _is_terminal(tail.body):
+                                yield await _event(
+                                    ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(current)
+                                )
+                                return
+                        continue
+                    yield await _event(ctx, user.id, event.seq, event.body)
+                    if _is_terminal(event.body):
+                        return
+                    if needs_snapshot and last is not None and event.seq >= last.seq:
+                        yield await _event(
+                            ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(generation)
+                        )
+                        return
+        finally:
+            await slot.give_back()
 
     return _sse(ctx, stream(), shutdown)
 
@@ -203,6 +309,7 @@ async def generation_events(
 @router.get("/events", response_class=EventSourceResponse, responses=_SSE_RESPONSES)
 async def my_events(
     user: CurrentUser,
+    claims: AccessClaims,
     ctx: Ctx,
     last_event_id: LastEventIdHeader = None,
     last_event_id_query: LastEventIdQuery = None,
@@ -211,17 +318,22 @@ async def my_events(
     Last-Event-ID. Never ends by itself."""
     resume = _resume_after(last_event_id, last_event_id_query)
     subject = user_subjects(user.id)
+    await _check_replay(ctx, resume)
     # "New" means after this request was handled, not after the consumer happens to exist.
     start_seq = (await nats_stream.last_sequence(ctx.js) if resume is None else resume) + 1
     shutdown = anyio.Event()
+    slot = await _take_slot(ctx, claims)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
-        async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
-            while True:
-                event = await _next_unless(shutdown, sub, None)
-                if shutdown.is_set():
-                    return
-                if event is not None:
-                    yield await _event(ctx, event.seq, event.body)
+        try:
+            async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+                while True:
+                    event = await _next_unless(shutdown, sub, slot.wait_seconds(None))
+                    if shutdown.is_set() or not await slot.still_valid():
+                        return
+                    if event is not None:
+                        yield await _event(ctx, user.id, event.seq, event.body)
+        finally:
+            await slot.give_back()
 
     return _sse(ctx, stream(), shutdown)
