@@ -85,6 +85,17 @@ class Cluster:
             raise
         return True
 
+    async def set_job_ttl(self, namespace: str, generation: str, seconds: int) -> None:
+        """Let the TTL controller delete the finished Job `seconds` after it finished."""
+        body = {"spec": {"ttlSecondsAfterFinished": seconds}}
+        try:
+            await self._batch.patch_namespaced_job(
+                job_name(generation), namespace, body, _content_type=_MERGE_PATCH
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
+
     async def delete_job(self, namespace: str, generation: str) -> None:
         """Delete the Job and, in the background, its pods: the kubelet kills the worker."""
         try:

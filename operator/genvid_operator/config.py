@@ -42,9 +42,25 @@ class Settings(BaseSettings):
     )
     max_retries: int = Field(default=3, ge=0, le=10)
     active_deadline_seconds: int = Field(default=900, ge=30)
-    ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    ttl_seconds_after_finished: int = Field(
+        default=3600,
+        ge=0,
+        description="A finished Job is kept this long once its terminal status is synced.",
+    )
+    unsynced_job_ttl_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="The Job's TTL until then: a safety net, its result is in the bucket.",
+    )
     worker_cpu: str = "1"
     worker_memory: str = "512Mi"
+
+    # The bucket, read-only: the worker's result beside its preview, for a Job already gone.
+    bucket: str | None = None
+    storage_emulator_host: str | None = Field(
+        default=None, validation_alias=_env("STORAGE_EMULATOR_HOST")
+    )
+    storage_project: str | None = None
 
     # Cost guardrails.
     prices_usd_per_second: dict[str, Decimal] = Field(

@@ -24,6 +24,7 @@ from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
 from genvid_operator.mirror import GenerationMirror
 from genvid_operator.publish import EventPublisher
 from genvid_operator.reconcile import Context, reconcile, unsynced
+from genvid_operator.results import StoredResults
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             else None
         )
         memo.ctx = Context(
-            settings=config, cluster=cluster, events=events, mirror=mirror, admissions=admissions
+            settings=config,
+            cluster=cluster,
+            events=events,
+            mirror=mirror,
+            admissions=admissions,
+            results=StoredResults.from_settings(config),
         )
         opened.pop_all()
     if admissions is not None:

@@ -4,6 +4,7 @@ drive them: through the api's HTTP contract, the cluster and the database."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,10 @@ async def job_row(database_url: str, generation_id: str) -> asyncpg.Record:
         await connection.close()
     assert row is not None
     return row
+
+
+def statuses(events: list[SseEvent]) -> list[str]:
+    return [event.data["status"] for event in events]
 
 
 async def until_final(reader: SseReader, limit: int | None = None) -> list[SseEvent]:
@@ -121,6 +126,25 @@ class Pipeline:
     api: ApiClient
     veo: FakeVeo
     operator: Process
+
+    def kill_operator(self) -> None:
+        """SIGKILL: no clean-up handler runs, as when a node dies."""
+        self.operator.popen.send_signal(signal.SIGKILL)
+        self.operator.stop()
+
+    async def finished_unwatched(self, words: str) -> Generation:
+        """A generation seen RUNNING whose worker then succeeds while no operator runs (it
+        was killed); the caller restarts it."""
+        generation, _ = await self.generate(words, polls_until_done=15)
+        assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
+        self.kill_operator()
+        await eventually(
+            lambda: any(p["status"].get("phase") == "Succeeded" for p in self.pods(generation.id)),
+            what="the worker to finish",
+            seconds=90,
+            interval=0.25,
+        )
+        return generation
 
     def restart_operator(self) -> None:
         self.operator = apps.start_operator(self.state, self.env, self.namespace)

@@ -1,0 +1,76 @@
+"""Outages on the real stack: a component stopped or gone while generations are in flight.
+
+Each generation must still reach the right terminal state with its event sequence 1..n, no
+transition lost or repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from support.pipeline import Pipeline, PipelineSettings, job_row, statuses
+from support.polling import eventually
+
+pytestmark = pytest.mark.stack
+
+KEPT_SECONDS = 2  # how long a finished, synced Job stays in this module
+SAFETY_NET_SECONDS = 3600
+
+
+@pytest.fixture(scope="module")
+def pipeline_settings() -> PipelineSettings:
+    return PipelineSettings(
+        env={
+            "GENVID_TTL_SECONDS_AFTER_FINISHED": str(KEPT_SECONDS),
+            "GENVID_UNSYNCED_JOB_TTL_SECONDS": str(SAFETY_NET_SECONDS),
+            "GENVID_RESYNC_SECONDS": "5",
+        }
+    )
+
+
+def job(pipeline: Pipeline, generation_id: str) -> dict[str, object] | None:
+    items = pipeline.get("jobs", "-l", f"genvid.io/generation={generation_id}")["items"]
+    return items[0] if items else None
+
+
+async def test_a_result_outlives_its_job(pipeline: Pipeline) -> None:
+    generation = await pipeline.finished_unwatched("a lighthouse in fog")
+    generation_id = generation.id
+    # Gone before the operator read it (a TTL, a hand, an eviction): its pod goes with it.
+    pipeline.kubectl("delete", "job", f"genvid-{generation_id}", "--cascade=foreground")
+    await eventually(
+        lambda: not pipeline.pods(generation_id), what="the pods to go", seconds=60, interval=0.25
+    )
+    pipeline.restart_operator()
+
+    seen = await generation.events()
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3]
+    final = await generation.get()
+    assert final["video_url"] is not None
+    row = await job_row(pipeline.env["DATABASE_URL"], generation_id)
+    assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+
+
+async def test_a_finished_job_is_deleted_only_after_its_status_is_synced(
+    pipeline: Pipeline,
+) -> None:
+    generation = await pipeline.finished_unwatched("a kite over dunes")
+    generation_id = generation.id
+    await asyncio.sleep(KEPT_SECONDS * 3)  # longer than it is kept once synced
+    unsynced = job(pipeline, generation_id)
+    assert unsynced is not None, "a finished Job went before its status was recorded"
+    assert unsynced["spec"]["ttlSecondsAfterFinished"] == SAFETY_NET_SECONDS  # type: ignore[index]
+    pipeline.restart_operator()
+
+    assert (await generation.wait_final())["status"] == "SUCCEEDED"
+    await eventually(
+        lambda: job(pipeline, generation_id) is None,
+        what="the synced Job to be deleted",
+        seconds=60,
+        interval=0.5,
+    )
+    row = await job_row(pipeline.env["DATABASE_URL"], generation_id)
+    assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
