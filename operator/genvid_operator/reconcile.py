@@ -28,7 +28,7 @@ from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_operator import metrics
 from genvid_operator.admission import Admissions
-from genvid_operator.cluster import Cluster
+from genvid_operator.cluster import Cluster, Conflict
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import build_job, price_per_second
 from genvid_operator.mirror import GenerationMirror
@@ -124,9 +124,14 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
             if vg is None:
                 ctx.forget(namespace, name)
                 return
-            vg = await _sync(ctx, vg)
-            if not await _step(ctx, vg):
-                return
+            try:
+                vg = await _sync(ctx, vg)
+                if not await _step(ctx, vg):
+                    return
+            except Conflict:
+                # Another writer moved it first (a second operator): re-read, re-decide.
+                metrics.STATUS_CONFLICTS.inc()
+                log.info("%s/%s: its status changed meanwhile; reading it again", namespace, name)
 
 
 async def _step(ctx: Context, vg: VideoGeneration) -> bool:
@@ -151,7 +156,7 @@ async def _step(ctx: Context, vg: VideoGeneration) -> bool:
             await _create_job(ctx, vg)
         return False
     old: VideoGenerationStatus = vg.get("status") or {}
-    vg = await ctx.cluster.patch_status(namespace, name, old, decision.status)
+    vg = await ctx.cluster.patch_status(vg, decision.status)
     _observe(vg, old, ctx.settings.prices_usd_per_second)
     if decision.create_job:
         await _create_job(ctx, vg)
@@ -199,10 +204,7 @@ async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
     if ctx.mirror is not None and not await ctx.mirror.write(event):
         log.debug("no video_generation_jobs row for %s", event["id"])
     await ctx.events.publish_once(event)
-    namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
-    synced = await ctx.cluster.patch_status(
-        namespace, name, status, {**status, "syncedSeq": status["eventSeq"]}
-    )
+    synced = await ctx.cluster.patch_status(vg, {**status, "syncedSeq": status["eventSeq"]})
     if status.get("phase") in TERMINAL_STATUSES:
         await ctx.admit()  # its place under the caps is free (settled with the mirror write)
     return synced

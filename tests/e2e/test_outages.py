@@ -7,9 +7,12 @@ transition lost or repeated.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
+from genvid_devstack import apps
+from genvid_devstack.state import State
 from support.pipeline import Pipeline, PipelineSettings, job_row, statuses
 from support.polling import eventually
 
@@ -74,3 +77,35 @@ async def test_a_finished_job_is_deleted_only_after_its_status_is_synced(
     )
     row = await job_row(pipeline.env["DATABASE_URL"], generation_id)
     assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+
+
+async def transitions(pipeline: Pipeline, state: State | None = None) -> float:
+    family = (await pipeline.operator_metrics(state))["genvid_generation_transitions"]
+    return sum(s.value for s in family.samples if s.name == "genvid_generation_transitions_total")
+
+
+async def test_two_operators_never_give_one_event_seq_two_transitions(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """A partition or a stuck old pod: two operators on one namespace. Each status patch
+    carries the resourceVersion it was decided from, so the slower one re-reads instead of
+    writing the same eventSeq a second time."""
+    state = State(tmp_path)
+    state.prepare()
+    second = apps.start_operator(state, pipeline.env, pipeline.namespace)
+    try:
+        before = await transitions(pipeline)
+        generations = [
+            (await pipeline.generate(f"twin {i}", polls_until_done=2))[0] for i in range(6)
+        ]
+        for generation in generations:
+            assert (await generation.wait_final())["status"] == "SUCCEEDED"
+            seen = await generation.events()
+            assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"], [e.data for e in seen]
+            assert [e.data["seq"] for e in seen] == [1, 2, 3]
+            row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
+            assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+        made = await transitions(pipeline) - before + await transitions(pipeline, state)
+        assert made == 3 * len(generations), "a transition was written by both operators"
+    finally:
+        second.stop()

@@ -156,9 +156,10 @@ class Pipeline:
             self.veo.add_scenario(prompt, **scenario)
         return await generate(self.api, prompt), prompt
 
-    async def operator_metrics(self) -> dict[str, Metric]:
-        """The operator's Prometheus metrics by family name (a counter's without `_total`)."""
-        port = self.state.port("operator-metrics")
+    async def operator_metrics(self, state: State | None = None) -> dict[str, Metric]:
+        """The operator's Prometheus metrics by family name (a counter's without `_total`);
+        `state`: those of another operator started with that state."""
+        port = (state or self.state).port("operator-metrics")
         response = await self.api.http.get(f"http://127.0.0.1:{port}/metrics")
         assert response.status_code == 200, response.text
         return {family.name: family for family in text_string_to_metric_families(response.text)}
