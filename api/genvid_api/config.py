@@ -64,6 +64,17 @@ class Settings(DatabaseSettings):
     )
     namespace: str = "genvid"
     kube_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="Connecting to Postgres and each statement; past it the request is a 503.",
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Waiting for a pooled connection; past it a 503."
+    )
+    ready_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Each dependency check of /readyz."
+    )
 
     # Authentication
     jwt_secret: SecretStr = Field(description="HS256 key shared by every api replica.")

@@ -24,7 +24,7 @@ from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
 from genvid_api.resources import ResourceClient
-from genvid_api.routes import auth, events, feed, generations, usage, users, videos
+from genvid_api.routes import auth, events, feed, generations, health, usage, users, videos
 from genvid_api.signing import create_signer
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(videos.router)
     app.include_router(feed.router)
-
-    @app.get("/healthz", tags=["health"], include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health.router)
 
     web.install(app, settings)
     return app

@@ -127,6 +127,7 @@ PUBLIC = {
     "POST /auth/token",
     "POST /auth/refresh",
     "GET /healthz",
+    "GET /readyz",
     "GET /openapi.json",
     "GET /docs",
     "GET /docs/oauth2-redirect",

@@ -143,7 +143,9 @@ def test_template_wires_the_components_together() -> None:
     assert api_env["GENVID_JWT_SECRET"] == {
         "secretKeyRef": {"name": "genvid-api", "key": "jwt-secret"}
     }
-    assert web["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert api_env["GENVID_DATABASE_TIMEOUT_SECONDS"] == "3"
 
     # The worker never talks to the apiserver.
     assert worker_sa["automountServiceAccountToken"] is False

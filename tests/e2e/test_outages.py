@@ -7,6 +7,7 @@ transition lost or repeated.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -15,11 +16,13 @@ from genvid_devstack import apps
 from genvid_devstack.state import State
 from support.pipeline import Pipeline, PipelineSettings, job_row, statuses
 from support.polling import eventually
+from support.processes import frozen, postmaster_pid
 
 pytestmark = pytest.mark.stack
 
 KEPT_SECONDS = 2  # how long a finished, synced Job stays in this module
 SAFETY_NET_SECONDS = 3600
+DATABASE_TIMEOUT_SECONDS = 2
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +32,8 @@ def pipeline_settings() -> PipelineSettings:
             "GENVID_TTL_SECONDS_AFTER_FINISHED": str(KEPT_SECONDS),
             "GENVID_UNSYNCED_JOB_TTL_SECONDS": str(SAFETY_NET_SECONDS),
             "GENVID_RESYNC_SECONDS": "5",
+            "GENVID_DATABASE_TIMEOUT_SECONDS": str(DATABASE_TIMEOUT_SECONDS),
+            "GENVID_DATABASE_POOL_TIMEOUT_SECONDS": str(DATABASE_TIMEOUT_SECONDS),
         }
     )
 
@@ -109,3 +114,42 @@ async def test_two_operators_never_give_one_event_seq_two_transitions(
         assert made == 3 * len(generations), "a transition was written by both operators"
     finally:
         second.stop()
+
+
+async def test_postgres_frozen_writes_answer_503_fast_and_nothing_is_lost(
+    pipeline: Pipeline, stack_state: Path
+) -> None:
+    """Postgres hangs (SIGSTOP: connections open, no answer) with generations in flight."""
+    in_flight = [(await pipeline.generate(f"frozen {i}", polls_until_done=8))[0] for i in range(3)]
+    user = await pipeline.api.register("u")
+    with frozen(postmaster_pid(stack_state)):
+        started = time.monotonic()
+        response = await pipeline.api.generate(user, prompt="while the database sleeps")
+        took = time.monotonic() - started
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"]
+        # Pre-ping, reconnect: at most a few database timeouts, never a hung request.
+        assert took < 4 * DATABASE_TIMEOUT_SECONDS, took
+        ready = await pipeline.api.http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json() == {
+            "status": "unavailable",
+            "database": "unavailable",
+            "nats": "ok",
+            "kubernetes": "ok",
+        }
+        alive = await pipeline.api.http.get("/healthz")
+        assert alive.status_code == 200
+        await asyncio.sleep(3 * DATABASE_TIMEOUT_SECONDS)  # longer than every timeout involved
+
+    ready = await pipeline.api.http.get("/readyz")
+    assert ready.json()["status"] == "ready"
+    for generation in in_flight:
+        assert (await generation.wait_final())["status"] == "SUCCEEDED"
+        seen = await generation.events()
+        assert [e.data["seq"] for e in seen] == [1, 2, 3]
+        row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
+        assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+        assert row["settled_at"] is not None
+    after = await pipeline.api.generate(user, prompt="once it is back")
+    assert after.status_code == 202, after.text
