@@ -2,7 +2,7 @@
 
 Every wait on Postgres is bounded (`database_timeout_seconds` to connect and per statement,
 `database_pool_timeout_seconds` for a pooled connection): with the database down or frozen a
-request fails within seconds, as a 503 (`errors.DATABASE_ERRORS`), instead of hanging on a
+request fails within seconds, as a 503 (`errors.UNAVAILABLE_ERRORS`), instead of hanging on a
 connection that never answers.
 """
 

@@ -155,24 +155,24 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-# What a database that is down, frozen or unreachable raises: a timeout (connecting, a
-# statement, waiting for the pool) or a lost connection.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (
+# What a dependency that is down, frozen or unreachable makes a request raise: a timeout
+# (connecting, a statement, waiting for the pool) or a lost connection (Postgres, NATS).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.TimeoutError,
     TimeoutError,
     ConnectionError,
 )
-DATABASE_RETRY_AFTER_SECONDS = 5
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
 
 
-async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
     return JSONResponse(
         {"detail": "The service is temporarily unavailable; try again shortly."},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
     )
 
 
@@ -217,7 +217,7 @@ def _document_unparsable_bodies(app: FastAPI) -> None:
 def install(app: FastAPI) -> None:
     """The error handlers, and the 400 every operation with a body can answer."""
     app.add_exception_handler(ApiError, _api_error)
-    for error in DATABASE_ERRORS:
-        app.add_exception_handler(error, _database_unavailable)
+    for error in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _unavailable)
     app.add_exception_handler(Exception, _internal_error)
     _document_unparsable_bodies(app)

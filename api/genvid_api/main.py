@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from nats.aio.client import Client as NATS
 
 from genvid_api import errors, nats_stream, outbox, web
 from genvid_api.config import Settings
@@ -55,11 +56,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
-        nc = await nats_stream.connect(settings.nats_url)
-        stack.push_async_callback(nc.drain)
+        # NATS in the background: without it the api serves everything but the event streams.
+        nc = NATS()
         js = nc.jetstream()
-        if settings.nats_ensure_stream:
-            await nats_stream.ensure_stream(js)
+        connecting = asyncio.create_task(
+            nats_stream.connect(nc, settings.nats_url, ensure=settings.nats_ensure_stream),
+            name="genvid-nats-connect",
+        )
+        stack.push_async_callback(nats_stream.close, nc, connecting)
         kube = await ResourceClient.connect(settings)
         stack.push_async_callback(kube.close)
         ctx = AppContext(

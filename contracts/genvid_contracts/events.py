@@ -8,8 +8,11 @@ Each transition of a job is one message on `genvid.jobs.<user_id>.<job_id>`, ide
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Awaitable, Callable
 from typing import NotRequired, TypedDict
 
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
@@ -89,3 +92,31 @@ async def publish(js: JetStreamContext, event: TransitionEvent) -> None:
         stream=STREAM_NAME,
         headers={MSG_ID_HEADER: msg_id(event["id"], event["seq"])},
     )
+
+
+async def connect(
+    client: NATS, url: str, *, name: str, on_connected: Callable[[], Awaitable[None]]
+) -> None:
+    """Connect `client`, retrying until NATS answers, and reconnect forever: run it as a task,
+    so that nothing waits for NATS to start. `on_connected` runs after the connection and
+    every reconnection (to create the stream again if it is gone)."""
+    log = logging.getLogger(name)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS: %r", exc)
+
+    async def on_reconnected() -> None:
+        log.info("NATS: reconnected")
+        await on_connected()
+
+    await client.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        error_cb=on_error,
+        reconnected_cb=on_reconnected,
+    )
+    log.info("NATS: connected")
+    await on_connected()

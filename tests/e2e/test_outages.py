@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from pathlib import Path
 
+import nats
 import pytest
 
+from genvid_contracts.events import STREAM_NAME
 from genvid_devstack import apps
+from genvid_devstack.nats import start_nats
 from genvid_devstack.state import State
-from support.pipeline import Pipeline, PipelineSettings, job_row, statuses
+from support.api import ApiClient, api_http_client
+from support.pipeline import Pipeline, PipelineSettings, generate, job_row, statuses
 from support.polling import eventually
 from support.processes import frozen, postmaster_pid
 
@@ -153,3 +158,61 @@ async def test_postgres_frozen_writes_answer_503_fast_and_nothing_is_lost(
         assert row["settled_at"] is not None
     after = await pipeline.api.generate(user, prompt="once it is back")
     assert after.status_code == 202, after.text
+
+
+async def test_nats_down_at_start_up_then_back(pipeline: Pipeline, tmp_path: Path) -> None:
+    """An api and an operator started while NATS is down: the api serves all but the event
+    streams (503), the operator creates Jobs; once NATS is up every transition is published."""
+    state = State(tmp_path)
+    state.prepare()
+    env = {**pipeline.env, "NATS_URL": f"nats://127.0.0.1:{state.port('nats')}"}
+    pipeline.operator.stop()  # this one, with NATS, stands aside meanwhile
+    operator = apps.start_operator(state, env, pipeline.namespace)  # started: it did not wait
+    api_port = state.port("api")
+    api = apps.start_api(state, env, pipeline.namespace, api_port)
+    server = None
+    try:
+        async with api_http_client(f"http://127.0.0.1:{api_port}") as http:
+            prompt = f"a quiet harbour {uuid.uuid4().hex[:6]}"
+            pipeline.veo.add_scenario(prompt, polls_until_done=2)
+            generation = await generate(ApiClient(http=http), prompt)
+            streamed = await http.get(
+                f"/generations/{generation.id}/events", headers=generation.user.auth
+            )
+            assert streamed.status_code == 503, streamed.text
+            ready = await http.get("/readyz")
+            assert (ready.status_code, ready.json()["nats"]) == (200, "unavailable")
+            await eventually(
+                lambda: any(
+                    p["status"].get("phase") == "Succeeded" for p in pipeline.pods(generation.id)
+                ),
+                what="the worker of a Job created without NATS to finish",
+                seconds=90,
+                interval=0.25,
+            )
+            server = start_nats(state.root, state.logs)
+
+            assert (await generation.wait_final())["status"] == "SUCCEEDED"
+            seen = await generation.events()
+            assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+            assert [e.data["seq"] for e in seen] == [1, 2, 3]
+            assert (await http.get("/readyz")).json()["status"] == "ready"
+    finally:
+        api.stop()
+        operator.stop()
+        if server is not None:
+            server.process.stop()
+        pipeline.restart_operator()
+
+
+async def test_a_deleted_stream_is_created_again(pipeline: Pipeline) -> None:
+    client = await nats.connect(pipeline.env["NATS_URL"])
+    try:
+        await client.jetstream().delete_stream(STREAM_NAME)
+    finally:
+        await client.close()
+    generation, _ = await pipeline.generate("a red balloon", polls_until_done=2)
+    assert (await generation.wait_final())["status"] == "SUCCEEDED"
+    seen = await generation.events()
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3]
