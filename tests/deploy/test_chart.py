@@ -176,6 +176,35 @@ def test_the_budgets_values_reach_the_operators_settings(monkeypatch: pytest.Mon
     assert settings.admission_interval_seconds == 0.5
 
 
+def egress_ports(policy: Manifest) -> set[int]:
+    return {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+
+
+def test_network_policies_let_each_component_reach_only_what_it_needs() -> None:
+    docs = render()
+    api, operator, worker = (
+        find(docs, "NetworkPolicy", f"genvid-{name}") for name in ("api", "operator", "worker")
+    )
+    assert worker["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "genvid-worker",
+        "app.kubernetes.io/managed-by": "genvid-operator",
+    }
+    assert worker["spec"]["ingress"] == []
+    assert egress_ports(worker) == {53, 443}  # DNS, Cloud Storage and Vertex AI: nothing else
+    assert egress_ports(api) == egress_ports(operator) == {53, 443, 4222, 5432, 6443}
+    assert api["spec"]["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
+    narrowed = render("--set=networkPolicy.postgresTo[0].ipBlock.cidr=10.1.2.3/32")
+    (postgres,) = [
+        rule
+        for rule in find(narrowed, "NetworkPolicy", "genvid-api")["spec"]["egress"]
+        if rule["ports"][0]["port"] == 5432
+    ]
+    assert postgres["to"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}]
+    assert not [
+        d for d in render("--set=networkPolicy.enabled=false") if d["kind"] == "NetworkPolicy"
+    ]
+
+
 def test_every_pod_is_locked_down() -> None:
     for where, spec in pod_specs(render()):
         assert spec["securityContext"]["runAsNonRoot"] is True, where
@@ -273,6 +302,9 @@ DRY_RUN_EXPECTED = (
     "deployment.apps/genvid-api",
     "job.batch/genvid-migrate",
     "role.rbac.authorization.k8s.io/genvid-operator",
+    "networkpolicy.networking.k8s.io/genvid-api",
+    "networkpolicy.networking.k8s.io/genvid-operator",
+    "networkpolicy.networking.k8s.io/genvid-worker",
 )
 
 
