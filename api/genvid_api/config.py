@@ -16,6 +16,7 @@ from typing import Annotated, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from genvid_contracts.nats_settings import NatsSettings
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 from genvid_contracts.resource import DEFAULT_MODEL
 
@@ -54,9 +55,8 @@ class DatabaseSettings(BaseSettings):
         return asyncpg_url(self.database_url)
 
 
-class Settings(DatabaseSettings):
-    # Connections
-    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
+class Settings(DatabaseSettings, NatsSettings):
+    # Connections (NATS: NatsSettings)
     kubeconfig: str | None = Field(
         default=None,
         validation_alias=_env("KUBECONFIG"),

@@ -60,7 +60,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         nc = NATS()
         js = nc.jetstream()
         connecting = asyncio.create_task(
-            nats_stream.connect(nc, settings.nats_url, ensure=settings.nats_ensure_stream),
+            nats_stream.connect(
+                nc,
+                settings.nats_url,
+                ensure=settings.nats_ensure_stream,
+                auth=settings.nats_auth(),
+            ),
             name="genvid-nats-connect",
         )
         stack.push_async_callback(nats_stream.close, nc, connecting)

@@ -53,7 +53,7 @@ def require_connected(js: JetStreamContext) -> None:
         raise NatsUnavailable("NATS is not connected")
 
 
-async def connect(nc: NATS, url: str, *, ensure: bool) -> None:
+async def connect(nc: NATS, url: str, *, ensure: bool, auth: events.NatsAuth) -> None:
     """Connect `nc` (run it as a task: it waits for NATS); with `ensure`, the stream exists
     after every (re)connection."""
 
@@ -61,7 +61,7 @@ async def connect(nc: NATS, url: str, *, ensure: bool) -> None:
         if ensure:
             await ensure_stream(nc.jetstream())
 
-    await events.connect(nc, url, name="genvid-api", on_connected=connected)
+    await events.connect(nc, url, name="genvid-api", on_connected=connected, auth=auth)
 
 
 async def close(nc: NATS, connecting: asyncio.Task[None]) -> None:

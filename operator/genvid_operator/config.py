@@ -14,6 +14,7 @@ from decimal import Decimal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from genvid_contracts.nats_settings import NatsSettings
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 
 
@@ -21,7 +22,7 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(f"GENVID_{name}", name)
 
 
-class Settings(BaseSettings):
+class Settings(NatsSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
 
     namespace: str = "genvid"
@@ -30,7 +31,6 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
         description="Postgres to mirror transitions into; without it only NATS hears of them.",
     )
-    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
 
     # The worker Job.
     worker_image: str = "genvid-worker:latest"

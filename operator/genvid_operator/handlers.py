@@ -74,7 +74,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     async with contextlib.AsyncExitStack() as opened:
         cluster = Cluster(await api_client())
         opened.push_async_callback(cluster.close)
-        events = EventPublisher.connect(config.nats_url)  # in the background
+        events = EventPublisher.connect(config.nats_url, config.nats_auth())  # in the background
         opened.push_async_callback(events.close)
         mirror = (
             await GenerationMirror.connect(config.database_url) if config.database_url else None

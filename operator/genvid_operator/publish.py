@@ -75,10 +75,10 @@ class EventPublisher:
         self._connecting = connecting
 
     @classmethod
-    def connect(cls, url: str) -> EventPublisher:
+    def connect(cls, url: str, auth: events.NatsAuth) -> EventPublisher:
         """Start connecting in the background; publishing fails until connected."""
         client = NatsClient()
-        return cls(client, asyncio.create_task(_connect(client, url), name="genvid-nats"))
+        return cls(client, asyncio.create_task(_connect(client, url, auth), name="genvid-nats"))
 
     async def publish_once(self, event: TransitionEvent) -> bool:
         """Publish unless the subject already holds this transition; True if published."""
@@ -117,8 +117,8 @@ async def _ensure_stream(js: JetStreamContext) -> None:
         log.warning("created the JetStream stream %s (it was missing)", STREAM_NAME)
 
 
-async def _connect(client: NatsClient, url: str) -> None:
+async def _connect(client: NatsClient, url: str, auth: events.NatsAuth) -> None:
     async def connected() -> None:
         await _ensure_stream(client.jetstream())
 
-    await events.connect(client, url, name="genvid-operator", on_connected=connected)
+    await events.connect(client, url, name="genvid-operator", on_connected=connected, auth=auth)

@@ -205,6 +205,22 @@ def test_network_policies_let_each_component_reach_only_what_it_needs() -> None:
     ]
 
 
+def test_nats_credentials_come_from_an_existing_secret() -> None:
+    docs = render(
+        "--set=nats.url=tls://nats:4222", "--set=nats.existingSecret=nats-creds",
+        "--set=nats.userKey=user", "--set=nats.passwordKey=password",
+    )  # fmt: skip
+    for name in ("genvid-api", "genvid-operator"):
+        (container,) = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        env = env_of(container)
+        assert env["NATS_URL"] == "tls://nats:4222"
+        assert env["GENVID_NATS_USER"] == {"secretKeyRef": {"name": "nats-creds", "key": "user"}}
+        assert env["GENVID_NATS_PASSWORD"] == {
+            "secretKeyRef": {"name": "nats-creds", "key": "password"}
+        }
+        assert "GENVID_NATS_NKEY_SEED" not in env
+
+
 def test_every_pod_is_locked_down() -> None:
     for where, spec in pod_specs(render()):
         assert spec["securityContext"]["runAsNonRoot"] is True, where
