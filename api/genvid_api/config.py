@@ -17,6 +17,7 @@ from typing import Annotated, Self
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from genvid_contracts.nats_settings import NatsSettings
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 from genvid_contracts.resource import DEFAULT_MODEL
 
@@ -55,9 +56,8 @@ class DatabaseSettings(BaseSettings):
         return asyncpg_url(self.database_url)
 
 
-class Settings(DatabaseSettings):
-    # Connections
-    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
+class Settings(DatabaseSettings, NatsSettings):
+    # Connections (NATS: NatsSettings)
     kubeconfig: str | None = Field(
         default=None,
         validation_alias=_env("KUBECONFIG"),
@@ -65,6 +65,17 @@ class Settings(DatabaseSettings):
     )
     namespace: str = "genvid"
     kube_request_timeout_seconds: float = Field(default=10.0, gt=0)
+    database_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        description="Connecting to Postgres and each statement; past it the request is a 503.",
+    )
+    database_pool_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Waiting for a pooled connection; past it a 503."
+    )
+    ready_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="Each dependency check of /readyz."
+    )
 
     # Authentication
     jwt_secret: SecretStr = Field(description="HS256 key shared by every api replica.")

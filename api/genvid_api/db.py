@@ -1,4 +1,10 @@
-"""The async engine and sessions (SQLAlchemy with asyncpg, SQLModel sessions)."""
+"""The async engine and sessions (SQLAlchemy with asyncpg, SQLModel sessions).
+
+Every wait on Postgres is bounded (`database_timeout_seconds` to connect and per statement,
+`database_pool_timeout_seconds` for a pooled connection): with the database down or frozen a
+request fails within seconds, as a 503 (`errors.UNAVAILABLE_ERRORS`), instead of hanging on a
+connection that never answers.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +22,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=True,
         pool_size=10,
         max_overflow=10,
-        connect_args={"server_settings": {"application_name": "genvid-api"}},
+        pool_timeout=settings.database_pool_timeout_seconds,
+        connect_args={
+            "server_settings": {"application_name": "genvid-api"},
+            "timeout": settings.database_timeout_seconds,
+            "command_timeout": settings.database_timeout_seconds,
+        },
     )
 
 

@@ -16,6 +16,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -154,6 +155,27 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+# What a dependency that is down, frozen or unreachable makes a request raise: a timeout
+# (connecting, a statement, waiting for the pool) or a lost connection (Postgres, NATS).
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    TimeoutError,
+    ConnectionError,
+)
+UNAVAILABLE_RETRY_AFTER_SECONDS = 5
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("dependency unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "The service is temporarily unavailable; try again shortly."},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse(
@@ -204,5 +226,7 @@ def _document_unparsable_bodies(app: FastAPI) -> None:
 def install(app: FastAPI) -> None:
     """The error handlers, and the 400 every operation with a body can answer."""
     app.add_exception_handler(ApiError, _api_error)
+    for error in UNAVAILABLE_ERRORS:
+        app.add_exception_handler(error, _unavailable)
     app.add_exception_handler(Exception, _internal_error)
     _document_unparsable_bodies(app)

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
+from nats.aio.client import Client as NATS
 
 from genvid_api import errors, metrics, nats_stream, outbox, web
 from genvid_api.body_limit import BodyLimit
@@ -25,7 +26,7 @@ from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
 from genvid_api.resources import ResourceClient
-from genvid_api.routes import auth, events, feed, generations, usage, users, videos
+from genvid_api.routes import auth, events, feed, generations, health, usage, users, videos
 from genvid_api.signing import create_signer
 
 log = logging.getLogger(__name__)
@@ -56,11 +57,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         engine = create_engine(settings)
         stack.push_async_callback(engine.dispose)
-        nc = await nats_stream.connect(settings.nats_url)
-        stack.push_async_callback(nc.drain)
+        # NATS in the background: without it the api serves everything but the event streams.
+        nc = NATS()
         js = nc.jetstream()
-        if settings.nats_ensure_stream:
-            await nats_stream.ensure_stream(js)
+        connecting = asyncio.create_task(
+            nats_stream.connect(
+                nc,
+                settings.nats_url,
+                ensure=settings.nats_ensure_stream,
+                auth=settings.nats_auth(),
+            ),
+            name="genvid-nats-connect",
+        )
+        stack.push_async_callback(nats_stream.close, nc, connecting)
         kube = await ResourceClient.connect(settings)
         stack.push_async_callback(kube.close)
         ctx = AppContext(
@@ -111,10 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(videos.router)
     app.include_router(feed.router)
-
-    @app.get("/healthz", tags=["health"], include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    app.include_router(health.router)
 
     web.install(app, settings)
     return app

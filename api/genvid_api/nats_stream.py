@@ -9,10 +9,16 @@ The operator publishes every transition of a generation as `genvid_contracts.eve
 Every SSE connection reads through its own ordered consumer: ephemeral, in memory on the
 server, no acks, filtered on the connection's subject, and deleted when the connection ends.
 Nothing is shared between connections or api processes.
+
+NATS may be down when the api starts, or go away later: the api connects in the background
+(`connect` never blocks start-up), reconnects forever, and meanwhile only what needs NATS fails
+fast (`require_connected`: the event streams answer 503). On every (re)connection, and when a
+publish finds no stream, the stream is created again if it disappeared (`ensure_stream`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -38,19 +44,42 @@ log = logging.getLogger(__name__)
 CONSUMER_INACTIVE_THRESHOLD_SECONDS = 30.0
 
 
-async def connect(url: str) -> NATS:
-    return await nats.connect(
-        url,
-        name="genvid-api",
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=1,
-        connect_timeout=5,
-    )
+class NatsUnavailable(ConnectionError):
+    """Not connected to NATS (yet, or any more): what needs it answers 503."""
+
+
+def require_connected(js: JetStreamContext) -> None:
+    if not js._nc.is_connected:  # the context's client; nats-py exposes it no other way
+        raise NatsUnavailable("NATS is not connected")
+
+
+async def connect(nc: NATS, url: str, *, ensure: bool, auth: events.NatsAuth) -> None:
+    """Connect `nc` (run it as a task: it waits for NATS); with `ensure`, the stream exists
+    after every (re)connection."""
+
+    async def connected() -> None:
+        if ensure:
+            await ensure_stream(nc.jetstream())
+
+    await events.connect(nc, url, name="genvid-api", on_connected=connected, auth=auth)
+
+
+async def close(nc: NATS, connecting: asyncio.Task[None]) -> None:
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await connecting
+    if nc.is_connected:
+        await nc.drain()
+    else:
+        await nc.close()
 
 
 async def ensure_stream(js: JetStreamContext) -> None:
-    if await events.ensure_stream(js):
-        log.info("created JetStream stream %s", STREAM_NAME)
+    try:
+        if await events.ensure_stream(js):
+            log.info("created JetStream stream %s", STREAM_NAME)
+    except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+        log.warning("could not ensure stream %s: %r", STREAM_NAME, exc)
 
 
 def _iso(value: Any) -> str | None:
@@ -87,7 +116,11 @@ def transition_body(generation: Generation) -> dict[str, Any]:
 async def publish_transition(js: JetStreamContext, generation: Generation) -> None:
     """Publish a transition the api made itself; failures are logged (the database is truth)."""
     try:
-        await events.publish(js, transition_event(generation))
+        try:
+            await events.publish(js, transition_event(generation))
+        except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
+            await ensure_stream(js)  # the stream is gone: make it again, then publish
+            await events.publish(js, transition_event(generation))
     except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
         log.warning("could not publish transition of generation %s: %r", generation.id, exc)
 
@@ -102,6 +135,7 @@ class StreamEvent:
 
 async def last_sequence(js: JetStreamContext) -> int:
     """The stream's newest sequence: "from now on" as a position, fixed before subscribing."""
+    require_connected(js)
     info = await js.stream_info(STREAM_NAME)
     return int(info.state.last_seq)
 
@@ -116,6 +150,7 @@ def _decode(data: bytes | None) -> dict[str, Any] | None:
 
 async def last_event(js: JetStreamContext, subject: str) -> StreamEvent | None:
     """The newest message on a subject, or None if the stream holds none."""
+    require_connected(js)
     try:
         raw = await js.get_last_msg(STREAM_NAME, subject)
     except nats.js.errors.NotFoundError:

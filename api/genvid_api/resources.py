@@ -102,6 +102,10 @@ class ResourceClient:
     async def close(self) -> None:
         await self._api_client.close()
 
+    async def ping(self) -> None:
+        """GET /version (readable by any identity): raises if the apiserver does not answer."""
+        await k8s.VersionApi(self._api_client).get_code(_request_timeout=self._timeout)
+
     async def create(self, generation: Generation, owner_name: str | None = None) -> bool:
         """Create the generation's resource; True if created now, False if it already existed."""
         try:

@@ -8,8 +8,13 @@ Each transition of a job is one message on `genvid.jobs.<user_id>.<job_id>`, ide
 from __future__ import annotations
 
 import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import NotRequired, TypedDict
 
+from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
@@ -89,3 +94,59 @@ async def publish(js: JetStreamContext, event: TransitionEvent) -> None:
         stream=STREAM_NAME,
         headers={MSG_ID_HEADER: msg_id(event["id"], event["seq"])},
     )
+
+
+@dataclass(frozen=True)
+class NatsAuth:
+    """How the api and the operator prove who they are to NATS: a user and password, or an
+    nkey seed; TLS for a `tls://` URL (or whenever a CA file is given), verified against the
+    system's roots or `tls_ca_file`."""
+
+    user: str | None = None
+    password: str | None = None
+    nkey_seed: str | None = None
+    tls_ca_file: str | None = None
+
+    def options(self, url: str) -> dict[str, object]:
+        options: dict[str, object] = {}
+        if self.user:
+            options |= {"user": self.user, "password": self.password or ""}
+        if self.nkey_seed:
+            options["nkeys_seed_str"] = self.nkey_seed
+        if self.tls_ca_file or url.startswith("tls://"):
+            options["tls"] = ssl.create_default_context(cafile=self.tls_ca_file)
+        return options
+
+
+async def connect(
+    client: NATS,
+    url: str,
+    *,
+    name: str,
+    on_connected: Callable[[], Awaitable[None]],
+    auth: NatsAuth | None = None,
+) -> None:
+    """Connect `client`, retrying until NATS answers, and reconnect forever: run it as a task,
+    so that nothing waits for NATS to start. `on_connected` runs after the connection and
+    every reconnection (to create the stream again if it is gone)."""
+    log = logging.getLogger(name)
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("NATS: %r", exc)
+
+    async def on_reconnected() -> None:
+        log.info("NATS: reconnected")
+        await on_connected()
+
+    await client.connect(
+        url,
+        name=name,
+        max_reconnect_attempts=-1,
+        reconnect_time_wait=1,
+        connect_timeout=5,
+        error_cb=on_error,
+        reconnected_cb=on_reconnected,
+        **(auth or NatsAuth()).options(url),  # type: ignore[arg-type]  # nats-py's own types
+    )
+    log.info("NATS: connected")
+    await on_connected()

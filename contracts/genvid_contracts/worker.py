@@ -26,6 +26,12 @@ DEFAULT_MODEL = "veo-3.0-fast-generate-001"
 TERMINATION_LOG_MAX_BYTES = 4096
 
 
+def result_object(job_id: str) -> str:
+    """Where the worker also stores its result, beside the preview: the termination message
+    goes when the pod does, this object stays for the operator to read."""
+    return f"previews/{job_id}/result.json"
+
+
 class Reason(StrEnum):
     """Machine-readable failure reasons; the operator copies them into the status' reason."""
 

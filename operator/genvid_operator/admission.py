@@ -206,6 +206,8 @@ class Admissions:
         if name in others:
             return ADMITTED, [other for other in others if other != name]
         row = await self._pool.fetchrow(_ROW, job_id)
+        if row is not None and row["admitted_at"] is not None:
+            return ADMITTED, others  # by a concurrent pass (another operator's)
         return Admission(admitted=False, position=row["queue_position"] if row else None), others
 
     async def release_vanished(self, name: str) -> TransitionEvent | None:

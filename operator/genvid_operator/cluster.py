@@ -30,6 +30,10 @@ async def api_client() -> client.ApiClient:
     return client.ApiClient()
 
 
+class Conflict(Exception):
+    """The object changed since it was read: read it again and decide again."""
+
+
 class Cluster:
     def __init__(self, api: client.ApiClient) -> None:
         self._api = api
@@ -53,17 +57,34 @@ class Cluster:
         return obj
 
     async def patch_status(
-        self,
-        namespace: str,
-        name: str,
-        old: VideoGenerationStatus,
-        new: VideoGenerationStatus,
+        self, vg: VideoGeneration, new: VideoGenerationStatus
     ) -> VideoGeneration:
-        """Merge-patch the status subresource to `new`, nulling keys that `new` dropped."""
-        body = {"status": {**{key: None for key in old if key not in new}, **new}}
-        obj: VideoGeneration = await self._custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, body, _content_type=_MERGE_PATCH
-        )
+        """Merge-patch the status subresource of `vg` to `new`, nulling keys that `new` dropped.
+
+        Only if the object is still the version `new` was computed from: the patch carries its
+        resourceVersion, so a second writer (another operator, a stuck old pod) that decided
+        from an older version gets `Conflict` instead of a second transition with one eventSeq.
+        """
+        meta = vg["metadata"]
+        old: VideoGenerationStatus = vg.get("status") or {}
+        body = {
+            "metadata": {"resourceVersion": meta["resourceVersion"]},
+            "status": {**{key: None for key in old if key not in new}, **new},
+        }
+        try:
+            obj: VideoGeneration = await self._custom.patch_namespaced_custom_object_status(
+                GROUP,
+                VERSION,
+                meta["namespace"],
+                PLURAL,
+                meta["name"],
+                body,
+                _content_type=_MERGE_PATCH,
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict(f"{meta['namespace']}/{meta['name']} changed meanwhile") from error
+            raise
         return obj
 
     async def get_job(self, namespace: str, generation: str) -> Json | None:
@@ -84,6 +105,17 @@ class Cluster:
                 return False
             raise
         return True
+
+    async def set_job_ttl(self, namespace: str, generation: str, seconds: int) -> None:
+        """Let the TTL controller delete the finished Job `seconds` after it finished."""
+        body = {"spec": {"ttlSecondsAfterFinished": seconds}}
+        try:
+            await self._batch.patch_namespaced_job(
+                job_name(generation), namespace, body, _content_type=_MERGE_PATCH
+            )
+        except ApiException as error:
+            if error.status != 404:
+                raise
 
     async def delete_job(self, namespace: str, generation: str) -> None:
         """Delete the Job and, in the background, its pods: the kubelet kills the worker."""

@@ -14,6 +14,7 @@ from decimal import Decimal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from genvid_contracts.nats_settings import NatsSettings
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 
 
@@ -21,7 +22,7 @@ def _env(name: str) -> AliasChoices:
     return AliasChoices(f"GENVID_{name}", name)
 
 
-class Settings(BaseSettings):
+class Settings(NatsSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
 
     namespace: str = "genvid"
@@ -30,7 +31,6 @@ class Settings(BaseSettings):
         validation_alias=_env("DATABASE_URL"),
         description="Postgres to mirror transitions into; without it only NATS hears of them.",
     )
-    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=_env("NATS_URL"))
 
     # The worker Job.
     worker_image: str = "genvid-worker:latest"
@@ -42,9 +42,25 @@ class Settings(BaseSettings):
     )
     max_retries: int = Field(default=3, ge=0, le=10)
     active_deadline_seconds: int = Field(default=900, ge=30)
-    ttl_seconds_after_finished: int = Field(default=3600, ge=0)
+    ttl_seconds_after_finished: int = Field(
+        default=3600,
+        ge=0,
+        description="A finished Job is kept this long once its terminal status is synced.",
+    )
+    unsynced_job_ttl_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="The Job's TTL until then: a safety net, its result is in the bucket.",
+    )
     worker_cpu: str = "1"
     worker_memory: str = "512Mi"
+
+    # The bucket, read-only: the worker's result beside its preview, for a Job already gone.
+    bucket: str | None = None
+    storage_emulator_host: str | None = Field(
+        default=None, validation_alias=_env("STORAGE_EMULATOR_HOST")
+    )
+    storage_project: str | None = None
 
     # Cost guardrails.
     prices_usd_per_second: dict[str, Decimal] = Field(

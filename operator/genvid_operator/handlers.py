@@ -22,8 +22,9 @@ from genvid_operator.cluster import Cluster, api_client
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
 from genvid_operator.mirror import GenerationMirror
-from genvid_operator.publish import EventPublisher
+from genvid_operator.publish import EventPublisher, NatsUnavailable
 from genvid_operator.reconcile import Context, reconcile, unsynced
+from genvid_operator.results import StoredResults
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     async with contextlib.AsyncExitStack() as opened:
         cluster = Cluster(await api_client())
         opened.push_async_callback(cluster.close)
-        events = await EventPublisher.connect(config.nats_url)
+        events = EventPublisher.connect(config.nats_url, config.nats_auth())  # in the background
         opened.push_async_callback(events.close)
         mirror = (
             await GenerationMirror.connect(config.database_url) if config.database_url else None
@@ -86,7 +87,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             else None
         )
         memo.ctx = Context(
-            settings=config, cluster=cluster, events=events, mirror=mirror, admissions=admissions
+            settings=config,
+            cluster=cluster,
+            events=events,
+            mirror=mirror,
+            admissions=admissions,
+            results=StoredResults.from_settings(config),
         )
         opened.pop_all()
     kicked = memo.ctx.kicked
@@ -150,6 +156,11 @@ async def _reconcile(memo: kopf.Memo, namespace: str, name: str, trigger: str) -
             metrics.RECONCILE_DURATION.labels(trigger=trigger).time(),
         ):
             await reconcile(memo.ctx, namespace, name)
+    except NatsUnavailable as exc:
+        # Expected while NATS is down: not a failure for kopf to back off from (its timer would
+        # wait a minute); the resync publishes the transition at its next interval.
+        metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
+        log.warning("%s/%s: %s", namespace, name, exc)
     except Exception:
         metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
         raise

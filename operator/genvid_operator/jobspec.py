@@ -87,7 +87,8 @@ def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[s
         "spec": {
             "backoffLimit": settings.max_retries,
             "activeDeadlineSeconds": settings.active_deadline_seconds,
-            "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
+            # Shortened once the terminal status is synced (reconcile): until then a safety net.
+            "ttlSecondsAfterFinished": settings.unsynced_job_ttl_seconds,
             "podFailurePolicy": {
                 "rules": [
                     {

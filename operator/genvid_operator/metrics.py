@@ -46,6 +46,10 @@ GENERATION_DURATION = Histogram(
     buckets=(5, 10, 20, 30, 60, 90, 120, 180, 300, 600, 900),
 )
 JOBS_CREATED = Counter("genvid_worker_jobs_created_total", "Worker Jobs created.")
+STATUS_CONFLICTS = Counter(
+    "genvid_status_conflicts_total",
+    "Status patches refused because another writer changed the object first (re-decided).",
+)
 RECONCILE_ERRORS = Counter(
     "genvid_reconcile_errors_total",
     "Reconcile passes that raised, by what triggered them.",

@@ -238,7 +238,10 @@ def decide(
     limits: Limits,
     now: dt.datetime,
     admission: Admission = ADMITTED,
+    stored: WorkerResult | None = None,
 ) -> Decision:
+    """`stored` is the result the worker stored in the bucket, read only when the Job or its
+    pods are gone (see `needs_stored_result`)."""
     spec = vg["spec"]
     status: VideoGenerationStatus = vg.get("status") or {}
     phase = status.get("phase")
@@ -319,9 +322,7 @@ def decide(
         )
 
     if job is None:
-        return Decision(
-            status=end(FAILED, "JobLost", "The worker Job was deleted before it finished.")
-        )
+        return Decision(status=_from_stored(vg, stored, int(status.get("attempts") or 1), now))
 
     started = [pod for pod in pods if _pod_state(pod) != "waiting"]
     attempts = max(int(status.get("attempts") or 0), _attempts(job), len(started))
@@ -340,7 +341,7 @@ def decide(
 
     finished = _job_condition(job)
     if finished is not None:
-        return Decision(status=_finished(vg, job, pods, limits, finished, attempts, now))
+        return Decision(status=_finished(vg, job, pods, limits, finished, attempts, now, stored))
 
     if any(_pod_state(pod) == "running" for pod in pods):
         return Decision(
@@ -366,6 +367,18 @@ def decide(
             )
         )
     return Decision()
+
+
+def needs_stored_result(vg: VideoGeneration, job: Json | None, pods: list[Json]) -> bool:
+    """Whether `decide` needs the stored result: a started generation whose Job is gone, or
+    whose Job finished without a pod left to tell how."""
+    if (vg.get("status") or {}).get("phase") != RUNNING or vg["spec"].get("cancel"):
+        return False
+    if job is None:
+        return True
+    return _job_condition(job) is not None and not any(
+        pod.get("status", {}).get("phase") in ("Succeeded", "Failed") for pod in pods
+    )
 
 
 def _permanent(pod: Json) -> bool:
@@ -400,53 +413,96 @@ def _finished(
     condition: tuple[str, str],
     attempts: int,
     now: dt.datetime,
+    stored: WorkerResult | None,
 ) -> VideoGenerationStatus | None:
-    stamp = timestamp(now)
+    """The Job's end, told by its pods' termination messages or, if the pods are gone, by
+    the result the worker stored beside the preview."""
     kind, job_reason = condition
     if kind == "Complete":
         succeeded = [pod for pod in pods if pod.get("status", {}).get("phase") == "Succeeded"]
-        result = worker_result(succeeded[0]) if succeeded else WorkerResult()
-        output = {
-            "bucket": result.get("bucket"),
-            "object": result.get("object"),
-            "posterObject": result.get("poster_object"),
-            "sizeBytes": result.get("size_bytes"),
-            "durationSeconds": result.get("duration_seconds"),
-            "contentType": result.get("content_type"),
-        }
-        changes: Json = {
-            "phase": SUCCEEDED,
-            "reason": "Generated",
-            "message": "The preview is ready.",
-            "attempts": attempts,
-            "finishedAt": stamp,
-            "output": {k: v for k, v in output.items() if v is not None},
-            "providerOperation": result.get("operation"),
-            "nextAttemptAt": None,
-        }
-        if result.get("cost_usd") is not None:
-            changes["estimatedCostUSD"] = _money(result["cost_usd"])
-        return with_transition(vg, changes, now)
-    cost: str | None = None
+        result = worker_result(succeeded[0]) if succeeded else stored or WorkerResult()
+        return _succeeded(vg, result, attempts, now)
     if job_reason == "DeadlineExceeded":
-        reason = "DeadlineExceeded"
-        message = f"The generation did not finish within {limits.active_deadline_seconds} seconds."
-    else:
-        failed = _latest_failure(pods)
-        result = worker_result(failed) if failed else WorkerResult()
-        reason = result.get("reason") or job_reason or "WorkerFailed"
-        message = result.get("message") or "The worker failed."
-        if job_reason == "BackoffLimitExceeded":
-            message = f"{message} (gave up after {attempts} attempts)"
-        cost = _money(result["cost_usd"]) if result.get("cost_usd") is not None else None
-        if reason == Reason.SAFETY_FILTERED:
-            cost = "0"
+        return _failed(
+            vg,
+            "DeadlineExceeded",
+            f"The generation did not finish within {limits.active_deadline_seconds} seconds.",
+            None,
+            attempts,
+            now,
+        )
+    failed = _latest_failure(pods)
+    result = worker_result(failed) if failed else stored or WorkerResult()
+    reason = result.get("reason") or job_reason or "WorkerFailed"
+    message = result.get("message") or "The worker failed."
+    if job_reason == "BackoffLimitExceeded":
+        message = f"{message} (gave up after {attempts} attempts)"
+    return _failed(vg, reason, message, _charged(result), attempts, now)
+
+
+def _from_stored(
+    vg: VideoGeneration, stored: WorkerResult | None, attempts: int, now: dt.datetime
+) -> VideoGenerationStatus | None:
+    """A Job gone before the operator read it: the stored result if it is final, else
+    `JobLost` (a retryable failure would have been retried by the Job that is gone)."""
+    if stored is not None and stored.get("status") == "succeeded":
+        return _succeeded(vg, stored, attempts, now)
+    if stored is not None and stored.get("retryable") is False:
+        reason = stored.get("reason") or "WorkerFailed"
+        message = stored.get("message") or "The worker failed."
+        return _failed(vg, reason, message, _charged(stored), attempts, now)
+    return _failed(
+        vg, "JobLost", "The worker Job was deleted before it finished.", None, attempts, now
+    )
+
+
+def _succeeded(
+    vg: VideoGeneration, result: WorkerResult, attempts: int, now: dt.datetime
+) -> VideoGenerationStatus | None:
+    output = {
+        "bucket": result.get("bucket"),
+        "object": result.get("object"),
+        "posterObject": result.get("poster_object"),
+        "sizeBytes": result.get("size_bytes"),
+        "durationSeconds": result.get("duration_seconds"),
+        "contentType": result.get("content_type"),
+    }
+    changes: Json = {
+        "phase": SUCCEEDED,
+        "reason": "Generated",
+        "message": "The preview is ready.",
+        "attempts": attempts,
+        "finishedAt": timestamp(now),
+        "output": {k: v for k, v in output.items() if v is not None},
+        "providerOperation": result.get("operation"),
+        "nextAttemptAt": None,
+    }
+    if result.get("cost_usd") is not None:
+        changes["estimatedCostUSD"] = _money(result["cost_usd"])
+    return with_transition(vg, changes, now)
+
+
+def _charged(result: WorkerResult) -> str | None:
+    """What a failure costs, None to let the estimate stand."""
+    if result.get("reason") == Reason.SAFETY_FILTERED:
+        return "0"
+    return _money(result["cost_usd"]) if result.get("cost_usd") is not None else None
+
+
+def _failed(
+    vg: VideoGeneration,
+    reason: str,
+    message: str,
+    cost: str | None,
+    attempts: int,
+    now: dt.datetime,
+) -> VideoGenerationStatus | None:
     failure: Json = {
         "phase": FAILED,
         "reason": reason,
         "message": message,
         "attempts": attempts,
-        "finishedAt": stamp,
+        "finishedAt": timestamp(now),
         "nextAttemptAt": None,
     }
     if cost is not None:  # otherwise the estimate stands

@@ -4,13 +4,23 @@ The api streams these to clients as Server-Sent Events. A transition is identifi
 `<generation>:<eventSeq>`; before publishing, the last message on the generation's subject is
 read back, so a transition re-sent after an operator crash is not published twice even
 outside JetStream's duplicate window (the `Nats-Msg-Id` header covers the rest).
+
+NATS may be down when the operator starts or later: it connects in the background and
+reconnects forever, so start-up never waits for it and Jobs keep being created; a transition
+that cannot be published stays unsynced (`NatsUnavailable`) and the resync publishes it once
+NATS is back. The stream is created again if it disappeared (on every reconnection, and when a
+publish finds no stream).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 
-import nats
+import nats.errors
+import nats.js.errors
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
@@ -51,20 +61,37 @@ def _transition_time(status: VideoGenerationStatus) -> str | None:
     return max((t for t in times if t), default=None)
 
 
+log = logging.getLogger(__name__)
+
+
+class NatsUnavailable(ConnectionError):
+    """Not connected to NATS: the transition stays unsynced until it is."""
+
+
 class EventPublisher:
-    def __init__(self, client: NatsClient, js: JetStreamContext) -> None:
+    def __init__(self, client: NatsClient, connecting: asyncio.Task[None]) -> None:
         self._client = client
-        self._js = js
+        self._js = client.jetstream()
+        self._connecting = connecting
 
     @classmethod
-    async def connect(cls, url: str) -> EventPublisher:
-        client = await nats.connect(url, name="genvid-operator", max_reconnect_attempts=-1)
-        js = client.jetstream()
-        await events.ensure_stream(js)
-        return cls(client, js)
+    def connect(cls, url: str, auth: events.NatsAuth) -> EventPublisher:
+        """Start connecting in the background; publishing fails until connected."""
+        client = NatsClient()
+        return cls(client, asyncio.create_task(_connect(client, url, auth), name="genvid-nats"))
 
     async def publish_once(self, event: TransitionEvent) -> bool:
         """Publish unless the subject already holds this transition; True if published."""
+        if not self._client.is_connected:
+            raise NatsUnavailable("NATS is not connected: the transition is published later")
+        try:
+            return await self._publish_once(event)
+        except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
+            # No stream answers for the subject: it was deleted. Make it again, then publish.
+            await _ensure_stream(self._js)
+            return await self._publish_once(event)
+
+    async def _publish_once(self, event: TransitionEvent) -> bool:
         name = job_subject(event["user_id"], event["id"])
         try:
             last = await self._js.get_last_msg(STREAM_NAME, name)
@@ -76,4 +103,22 @@ class EventPublisher:
         return True
 
     async def close(self) -> None:
-        await self._client.drain()
+        self._connecting.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._connecting
+        if self._client.is_connected:
+            await self._client.drain()
+        else:
+            await self._client.close()
+
+
+async def _ensure_stream(js: JetStreamContext) -> None:
+    if await events.ensure_stream(js):
+        log.warning("created the JetStream stream %s (it was missing)", STREAM_NAME)
+
+
+async def _connect(client: NatsClient, url: str, auth: events.NatsAuth) -> None:
+    async def connected() -> None:
+        await _ensure_stream(client.jetstream())
+
+    await events.connect(client, url, name="genvid-operator", on_connected=connected, auth=auth)

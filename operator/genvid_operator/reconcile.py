@@ -6,6 +6,12 @@ to the VideoGeneration's status (with the next eventSeq), then written to Postgr
 published to NATS, then recorded as synced (syncedSeq). A pass never decides a new transition while
 an older one is unsynced, so an operator killed at any point loses no transition and
 publishes none twice.
+
+A finished Job is deleted only after its terminal status is synced: the Job is created with a
+long TTL (`unsynced_job_ttl_seconds`, a safety net) that is shortened to
+`ttl_seconds_after_finished` then, so the TTL controller deletes it and `kubectl describe`
+still shows it meanwhile. A Job or pod gone earlier anyway (by hand, an eviction) is not lost:
+the worker's result is read from the bucket (`StoredResults`).
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_operator import kube_events, metrics
 from genvid_operator.admission import Admissions
-from genvid_operator.cluster import Cluster
+from genvid_operator.cluster import Cluster, Conflict
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import build_job, price_per_second
 from genvid_operator.mirror import GenerationMirror
-from genvid_operator.phases import ADMITTED, Admission, Limits, decide
+from genvid_operator.phases import ADMITTED, Admission, Limits, decide, needs_stored_result
 from genvid_operator.publish import EventPublisher, event_from
+from genvid_operator.results import StoredResults
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +53,8 @@ class Context:
     mirror: GenerationMirror | None
     # None without a database: no admission control (every generation runs at once).
     admissions: Admissions | None = None
+    # None without a bucket: a Job gone before it was read is `JobLost`.
+    results: StoredResults | None = None
     locks: defaultdict[tuple[str, str], asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
@@ -115,9 +124,14 @@ async def reconcile(ctx: Context, namespace: str, name: str) -> None:
             if vg is None:
                 ctx.forget(namespace, name)
                 return
-            vg = await _sync(ctx, vg)
-            if not await _step(ctx, vg):
-                return
+            try:
+                vg = await _sync(ctx, vg)
+                if not await _step(ctx, vg):
+                    return
+            except Conflict:
+                # Another writer moved it first (a second operator): re-read, re-decide.
+                metrics.STATUS_CONFLICTS.inc()
+                log.info("%s/%s: its status changed meanwhile; reading it again", namespace, name)
 
 
 async def _step(ctx: Context, vg: VideoGeneration) -> bool:
@@ -126,9 +140,14 @@ async def _step(ctx: Context, vg: VideoGeneration) -> bool:
     job = await ctx.cluster.get_job(namespace, name)
     pods = await ctx.cluster.list_pods(namespace, name) if job is not None else []
     admission = await _admission(ctx, vg, job)
+    stored = None
+    if ctx.results is not None and needs_stored_result(vg, job, pods):
+        stored = await ctx.results.read(name)
     decision = decide(
-        vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC), admission
+        vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC), admission, stored
     )
+    if job is not None and _finished_and_synced(vg):
+        await _release_job(ctx, vg, job)
 
     if decision.delete_job:
         await ctx.cluster.delete_job(namespace, name)
@@ -137,12 +156,24 @@ async def _step(ctx: Context, vg: VideoGeneration) -> bool:
             await _create_job(ctx, vg)
         return False
     old: VideoGenerationStatus = vg.get("status") or {}
-    vg = await ctx.cluster.patch_status(namespace, name, old, decision.status)
+    vg = await ctx.cluster.patch_status(vg, decision.status)
     _observe(vg, old, ctx.settings.prices_usd_per_second)
     if decision.create_job:
         await _create_job(ctx, vg)
     await _sync(ctx, vg)
     return True
+
+
+def _finished_and_synced(vg: VideoGeneration) -> bool:
+    status: VideoGenerationStatus = vg.get("status") or {}
+    return status.get("phase") in TERMINAL_STATUSES and not unsynced(status)
+
+
+async def _release_job(ctx: Context, vg: VideoGeneration, job: dict[str, Any]) -> None:
+    """The terminal status is recorded everywhere: the Job may go after the usual TTL."""
+    ttl = ctx.settings.ttl_seconds_after_finished
+    if job.get("spec", {}).get("ttlSecondsAfterFinished") != ttl:
+        await ctx.cluster.set_job_ttl(vg["metadata"]["namespace"], vg["metadata"]["name"], ttl)
 
 
 async def _admission(ctx: Context, vg: VideoGeneration, job: dict[str, Any] | None) -> Admission:
@@ -173,10 +204,7 @@ async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
     if ctx.mirror is not None and not await ctx.mirror.write(event):
         log.debug("no video_generation_jobs row for %s", event["id"])
     await ctx.events.publish_once(event)
-    namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
-    synced = await ctx.cluster.patch_status(
-        namespace, name, status, {**status, "syncedSeq": status["eventSeq"]}
-    )
+    synced = await ctx.cluster.patch_status(vg, {**status, "syncedSeq": status["eventSeq"]})
     if status.get("phase") in TERMINAL_STATUSES:
         await ctx.admit()  # its place under the caps is free (settled with the mirror write)
     return synced

@@ -135,6 +135,7 @@ PUBLIC = {
     "POST /auth/refresh",
     "POST /auth/logout",
     "GET /healthz",
+    "GET /readyz",
     "GET /openapi.json",
     "GET /docs",
     "GET /docs/oauth2-redirect",

@@ -105,7 +105,9 @@ def test_template_wires_the_components_together() -> None:
     assert api_env["GENVID_JWT_SECRET"] == {
         "secretKeyRef": {"name": "genvid-api", "key": "jwt-secret"}
     }
-    assert web["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert api_env["GENVID_DATABASE_TIMEOUT_SECONDS"] == "3"
 
     # The worker never talks to the apiserver.
     assert worker_sa["automountServiceAccountToken"] is False
@@ -134,6 +136,51 @@ def test_the_budgets_values_reach_the_operators_settings(monkeypatch: pytest.Mon
     settings = OperatorSettings()
     assert (settings.global_max_active, settings.user_max_active) == (7, 3)
     assert settings.admission_interval_seconds == 0.5
+
+
+def egress_ports(policy: Manifest) -> set[int]:
+    return {port["port"] for rule in policy["spec"]["egress"] for port in rule["ports"]}
+
+
+def test_network_policies_let_each_component_reach_only_what_it_needs() -> None:
+    docs = render()
+    api, operator, worker = (
+        find(docs, "NetworkPolicy", f"genvid-{name}") for name in ("api", "operator", "worker")
+    )
+    assert worker["spec"]["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "genvid-worker",
+        "app.kubernetes.io/managed-by": "genvid-operator",
+    }
+    assert worker["spec"]["ingress"] == []
+    assert egress_ports(worker) == {53, 443}  # DNS, Cloud Storage and Vertex AI: nothing else
+    assert egress_ports(api) == egress_ports(operator) == {53, 443, 4222, 5432, 6443}
+    assert api["spec"]["ingress"] == [{"ports": [{"port": 8000, "protocol": "TCP"}]}]
+    narrowed = render("--set=networkPolicy.postgresTo[0].ipBlock.cidr=10.1.2.3/32")
+    (postgres,) = [
+        rule
+        for rule in find(narrowed, "NetworkPolicy", "genvid-api")["spec"]["egress"]
+        if rule["ports"][0]["port"] == 5432
+    ]
+    assert postgres["to"] == [{"ipBlock": {"cidr": "10.1.2.3/32"}}]
+    assert not [
+        d for d in render("--set=networkPolicy.enabled=false") if d["kind"] == "NetworkPolicy"
+    ]
+
+
+def test_nats_credentials_come_from_an_existing_secret() -> None:
+    docs = render(
+        "--set=nats.url=tls://nats:4222", "--set=nats.existingSecret=nats-creds",
+        "--set=nats.userKey=user", "--set=nats.passwordKey=password",
+    )  # fmt: skip
+    for name in ("genvid-api", "genvid-operator"):
+        (container,) = find(docs, "Deployment", name)["spec"]["template"]["spec"]["containers"]
+        env = env_of(container)
+        assert env["NATS_URL"] == "tls://nats:4222"
+        assert env["GENVID_NATS_USER"] == {"secretKeyRef": {"name": "nats-creds", "key": "user"}}
+        assert env["GENVID_NATS_PASSWORD"] == {
+            "secretKeyRef": {"name": "nats-creds", "key": "password"}
+        }
+        assert "GENVID_NATS_NKEY_SEED" not in env
 
 
 def test_every_pod_is_locked_down() -> None:
@@ -236,6 +283,9 @@ DRY_RUN_EXPECTED = (
     "deployment.apps/genvid-api",
     "job.batch/genvid-migrate",
     "role.rbac.authorization.k8s.io/genvid-operator",
+    "networkpolicy.networking.k8s.io/genvid-api",
+    "networkpolicy.networking.k8s.io/genvid-operator",
+    "networkpolicy.networking.k8s.io/genvid-worker",
 )
 
 

@@ -9,7 +9,6 @@ fake Veo server through the real google-genai SDK, so each failure mode can be s
 from __future__ import annotations
 
 import io
-import signal
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,17 +26,13 @@ from support.pipeline import (
     PipelineSettings,
     generate,
     job_row,
+    statuses,
     until_final,
 )
 from support.polling import eventually
 from support.processes import pid_alive
-from support.sse import SseEvent
 
 pytestmark = pytest.mark.stack
-
-
-def statuses(events: list[SseEvent]) -> list[str]:
-    return [event.data["status"] for event in events]
 
 
 async def fetch(client: ApiClient, url: str) -> bytes:
@@ -170,18 +165,8 @@ async def test_cancel_while_running_kills_the_worker(pipeline: Pipeline) -> None
 
 
 async def test_operator_killed_mid_flight_loses_and_repeats_nothing(pipeline: Pipeline) -> None:
-    generation, _ = await pipeline.generate("a paper boat on a river", polls_until_done=15)
-    assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
-
-    pipeline.operator.popen.send_signal(signal.SIGKILL)
-    pipeline.operator.stop()
     # The worker finishes while no operator is watching.
-    await eventually(
-        lambda: any(p["status"].get("phase") == "Succeeded" for p in pipeline.pods(generation.id)),
-        what="the worker to finish",
-        seconds=90,
-        interval=0.25,
-    )
+    generation = await pipeline.finished_unwatched("a paper boat on a river")
     pipeline.restart_operator()
 
     seen = await generation.events()

@@ -4,6 +4,7 @@ drive them: through the api's HTTP contract, the cluster and the database."""
 from __future__ import annotations
 
 import contextlib
+import signal
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,10 @@ async def job_row(database_url: str, generation_id: str) -> asyncpg.Record:
         await connection.close()
     assert row is not None
     return row
+
+
+def statuses(events: list[SseEvent]) -> list[str]:
+    return [event.data["status"] for event in events]
 
 
 async def until_final(reader: SseReader, limit: int | None = None) -> list[SseEvent]:
@@ -122,6 +127,25 @@ class Pipeline:
     veo: FakeVeo
     operator: Process
 
+    def kill_operator(self) -> None:
+        """SIGKILL: no clean-up handler runs, as when a node dies."""
+        self.operator.popen.send_signal(signal.SIGKILL)
+        self.operator.stop()
+
+    async def finished_unwatched(self, words: str) -> Generation:
+        """A generation seen RUNNING whose worker then succeeds while no operator runs (it
+        was killed); the caller restarts it."""
+        generation, _ = await self.generate(words, polls_until_done=15)
+        assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
+        self.kill_operator()
+        await eventually(
+            lambda: any(p["status"].get("phase") == "Succeeded" for p in self.pods(generation.id)),
+            what="the worker to finish",
+            seconds=90,
+            interval=0.25,
+        )
+        return generation
+
     def restart_operator(self) -> None:
         self.operator = apps.start_operator(self.state, self.env, self.namespace)
 
@@ -132,9 +156,10 @@ class Pipeline:
             self.veo.add_scenario(prompt, **scenario)
         return await generate(self.api, prompt), prompt
 
-    async def operator_metrics(self) -> dict[str, Metric]:
-        """The operator's Prometheus metrics by family name (a counter's without `_total`)."""
-        port = self.state.port("operator-metrics")
+    async def operator_metrics(self, state: State | None = None) -> dict[str, Metric]:
+        """The operator's Prometheus metrics by family name (a counter's without `_total`);
+        `state`: those of another operator started with that state."""
+        port = (state or self.state).port("operator-metrics")
         response = await self.api.http.get(f"http://127.0.0.1:{port}/metrics")
         assert response.status_code == 200, response.text
         return {family.name: family for family in text_string_to_metric_families(response.text)}

@@ -22,6 +22,7 @@ import av
 import pytest
 from PIL import Image
 
+from genvid_contracts.worker import result_object
 from genvid_devstack.veo import FakeVeo
 
 pytestmark = pytest.mark.stack
@@ -169,6 +170,32 @@ def test_synthetic_previews_cost_the_list_price_unless_billing_is_off(
     )  # fmt: skip
     assert run.code == 0, run.stdout
     assert run.result["cost_usd"] == cost
+
+
+def stored_result(bucket: Any, job_id: str) -> dict[str, Any]:
+    data, content_type = download(bucket, result_object(job_id))
+    assert content_type == "application/json"
+    document: dict[str, Any] = json.loads(data)
+    return document
+
+
+def test_the_result_is_stored_beside_the_preview_as_in_the_termination_log(
+    stack_env: dict[str, str], fake_veo: FakeVeo, bucket: Any, tmp_path: Path
+) -> None:
+    job_id, token = unique("kept")
+    run = run_worker(
+        worker_env(stack_env), tmp_path, "--job_id", job_id, "--prompt", token,
+        "--duration_seconds", "1", "--provider", "synthetic",
+    )  # fmt: skip
+    assert run.code == 0, run.stdout
+    assert stored_result(bucket, job_id) == run.result
+
+    failed_id, unsafe = unique("kept-unsafe")
+    fake_veo.add_scenario(unsafe, outcome="safety_filtered")
+    run = run_worker(veo_env(stack_env, fake_veo), tmp_path, *veo_args(failed_id, unsafe))
+    assert run.code == 3, run.stdout
+    assert stored_result(bucket, failed_id) == run.result
+    assert run.result["reason"] == "SafetyFiltered"
 
 
 def test_an_unreachable_bucket_is_a_retryable_failure(

@@ -2,7 +2,9 @@
 
 Whatever happens (bad arguments, missing configuration, a provider failure, a bug, SIGTERM)
 the process ends by writing exactly one result document and exiting with the code that
-matches it, so the operator never has to guess from logs.
+matches it, so the operator never has to guess from logs. The same document also goes to the
+bucket beside the preview (`result_object`): a termination message is gone with its pod, and
+a Job may be deleted before the operator has read it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from genvid_contracts.worker import DEFAULT_MODEL, Reason
+from genvid_contracts.worker import DEFAULT_MODEL, Reason, result_object
 from genvid_worker import generation, log
 from genvid_worker.config import Provider, Settings
 from genvid_worker.request import GenerationRequest
@@ -34,6 +36,7 @@ from genvid_worker.result import (
     permanent,
     to_document,
 )
+from genvid_worker.storage import open_store, storage_errors
 
 DEFAULT_TERMINATION_LOG = Path("/dev/termination-log")
 ASPECT_RATIOS = ("16:9", "9:16")
@@ -199,11 +202,28 @@ def write_termination_log(path: Path, result: Result) -> None:
         log.error("termination_log.unwritable", path=str(path), error=str(exc))
 
 
+def store_result(argv: Sequence[str], result: Result) -> None:
+    """Best effort: the termination log stays the first report, this one outlives the pod."""
+    try:
+        job_id = parse_request(argv).job_id
+        settings = load_settings()
+    except WorkerError:
+        return  # no valid job id or no bucket to name the object with: the log alone tells
+    try:
+        with storage_errors():
+            open_store(settings).upload_bytes(
+                result_object(job_id), encode(result), "application/json"
+            )
+    except WorkerError as exc:
+        log.error("result.unstored", reason=str(exc.reason), error=exc.message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     log.configure()
     arguments = list(sys.argv[1:] if argv is None else argv)
     result = execute(arguments)
     write_termination_log(termination_log_path(arguments), result)
+    store_result(arguments, result)
     code = exit_code(result)
     log.info("generation.finished", exit_code=code, result=to_document(result))
     return code

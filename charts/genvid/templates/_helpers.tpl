@@ -155,6 +155,22 @@ affinity:
       key: {{ .Values.database.existingSecretKey }}
 {{- end -}}
 
+{{/* NATS_URL and the credentials of the api and the operator, from nats.existingSecret. */}}
+{{- define "genvid.natsEnv" -}}
+- name: NATS_URL
+  value: {{ .Values.nats.url | quote }}
+{{- $secret := .Values.nats.existingSecret }}
+{{- range $name, $key := dict "GENVID_NATS_USER" .Values.nats.userKey "GENVID_NATS_PASSWORD" .Values.nats.passwordKey "GENVID_NATS_NKEY_SEED" .Values.nats.nkeySeedKey }}
+{{- if and $secret $key }}
+- name: {{ $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
 {{/* Fail loudly when a Prometheus Operator kind is enabled but its CRD is not served. */}}
 {{- define "genvid.requireMonitoringKind" -}}
 {{- $apiVersion := printf "monitoring.coreos.com/v1/%s" .kind -}}
