@@ -147,6 +147,10 @@ class PodWorker:
             timer = None if self.record.terminating else await self._start_due()
             await self._report()
             if podstatus.pod_phase(self.pod, self.record) in podstatus.TERMINAL_PHASES:
+                # A container that exits while the report above is on its way (a process done
+                # in milliseconds) makes the pod terminal after that report was computed: send
+                # the final status too, or it is never reported at all.
+                await self._report()
                 return
             deadline = self._deadline_in()
             timers = [t for t in (timer, deadline) if t is not None]
