@@ -1,11 +1,13 @@
 """NATS with credentials: the api and the operator connect through `genvid_contracts.events`
 with the `NatsAuth` their settings give (GENVID_NATS_USER / _PASSWORD / _NKEY_SEED /
-_TLS_CA_FILE), here against a real nats-server that requires a password."""
+_TLS_CA_FILE), here against real nats-servers that require a password, or TLS with a
+certificate of the local stack's CA."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +17,10 @@ from nats.aio.client import Client as NATS
 
 from genvid_api.config import Settings as ApiSettings
 from genvid_contracts import events
+from genvid_devstack.nats import start_nats
+from genvid_devstack.pki import ensure_server_cert
 from genvid_devstack.process import spawn, tcp_open, wait_until
+from genvid_devstack.state import State
 from genvid_operator.config import Settings as OperatorSettings
 from support.processes import free_port
 
@@ -39,6 +44,30 @@ def guarded_nats(tmp_path: Path) -> Iterator[str]:
         yield f"nats://127.0.0.1:{port}"
     finally:
         server.stop()
+
+
+@pytest.fixture
+def tls_nats(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A nats-server that speaks only TLS, with a certificate of the stack's CA: its URL
+    (tls://) and the CA file."""
+    state = State(tmp_path / "state")
+    state.prepare()
+    server = start_nats(state.root, state.logs, tls=ensure_server_cert(state.root, "nats"))
+    try:
+        yield server.url, state.root / "pki" / "ca.crt"
+    finally:
+        server.process.stop()
+
+
+def component_settings(
+    settings: type[OperatorSettings], monkeypatch: pytest.MonkeyPatch, **env: str
+) -> OperatorSettings:
+    """The api's or the operator's settings, from the environment their deployment gives."""
+    monkeypatch.setenv("GENVID_JWT_SECRET", "x" * 32)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://unused/unused")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return settings()
 
 
 async def connected_within(url: str, auth: events.NatsAuth, seconds: float) -> bool:
@@ -67,15 +96,34 @@ async def connected_within(url: str, auth: events.NatsAuth, seconds: float) -> b
 async def test_api_and_operator_settings_authenticate_to_nats(
     guarded_nats: str, monkeypatch: pytest.MonkeyPatch, settings: type[OperatorSettings]
 ) -> None:
-    monkeypatch.setenv("GENVID_NATS_USER", USER)
-    monkeypatch.setenv("GENVID_NATS_PASSWORD", PASSWORD)
-    monkeypatch.setenv("GENVID_JWT_SECRET", "x" * 32)
-    monkeypatch.setenv("DATABASE_URL", "postgresql://unused/unused")
-    auth = settings().nats_auth()
+    given = {"GENVID_NATS_USER": USER, "GENVID_NATS_PASSWORD": PASSWORD}
+    auth = component_settings(settings, monkeypatch, **given).nats_auth()
     assert await connected_within(guarded_nats, auth, 10)
     assert not await connected_within(guarded_nats, events.NatsAuth(), 3)
     wrong = events.NatsAuth(user=USER, password="not-it")
     assert not await connected_within(guarded_nats, wrong, 3)
+
+
+@pytest.mark.parametrize("settings", [ApiSettings, OperatorSettings])
+async def test_api_and_operator_verify_nats_tls_with_the_ca_file(
+    tls_nats: tuple[str, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    settings: type[OperatorSettings],
+) -> None:
+    url, ca_file = tls_nats
+    assert url.startswith("tls://")
+    given = {"NATS_URL": url, "GENVID_NATS_TLS_CA_FILE": str(ca_file)}
+    configured = component_settings(settings, monkeypatch, **given)
+    assert await connected_within(configured.nats_url, configured.nats_auth(), 10)
+    # Without the CA the system's roots do not know the certificate: refused, and the log
+    # says why at each retry.
+    with caplog.at_level(logging.WARNING, logger="test"):
+        assert not await connected_within(url, events.NatsAuth(), 3)
+    assert "CERTIFICATE_VERIFY_FAILED" in caplog.text
+    # Nor does the server let a client in without TLS.
+    plain = url.replace("tls://", "nats://")
+    assert not await connected_within(plain, events.NatsAuth(), 3)
 
 
 def test_a_tls_url_or_a_ca_file_turns_tls_on() -> None:
