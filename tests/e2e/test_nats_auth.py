@@ -6,13 +6,18 @@ certificate of the local stack's CA."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nats.aio.client import Client as NATS
 
 from genvid_api.config import Settings as ApiSettings
@@ -55,6 +60,35 @@ def tls_nats(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server = start_nats(state.root, state.logs, tls=ensure_server_cert(state.root, "nats"))
     try:
         yield server.url, state.root / "pki" / "ca.crt"
+    finally:
+        server.process.stop()
+
+
+def _nkey_text(prefix: bytes, raw: bytes) -> str:
+    """An nkey's text: base32 of its prefix, the key and a CRC-16 (XMODEM, little-endian)."""
+    crc = binascii.crc_hqx(prefix + raw, 0)
+    return base64.b32encode(prefix + raw + crc.to_bytes(2, "little")).decode().rstrip("=")
+
+
+def new_user_nkey() -> tuple[str, str]:
+    """A user nkey as `nk -gen user` makes it: (seed "SU...", public key "U...")."""
+    raw = os.urandom(32)
+    public = Ed25519PrivateKey.from_private_bytes(raw).public_key()
+    user = 20 << 3  # the prefix byte of a user's public key: "U"
+    seed_prefix = bytes([(18 << 3) | (user >> 5), (user & 31) << 3])  # "S" then "U"
+    public_raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return _nkey_text(seed_prefix, raw), _nkey_text(bytes([user]), public_raw)
+
+
+@pytest.fixture
+def nkey_nats(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A nats-server that admits only one nkey user: its URL and that user's seed."""
+    seed, public = new_user_nkey()
+    state = State(tmp_path / "state")
+    state.prepare()
+    server = start_nats(state.root, state.logs, nkey_users=[public])
+    try:
+        yield server.url, seed
     finally:
         server.process.stop()
 
@@ -124,6 +158,18 @@ async def test_api_and_operator_verify_nats_tls_with_the_ca_file(
     # Nor does the server let a client in without TLS.
     plain = url.replace("tls://", "nats://")
     assert not await connected_within(plain, events.NatsAuth(), 3)
+
+
+@pytest.mark.parametrize("settings", [ApiSettings, OperatorSettings])
+async def test_api_and_operator_authenticate_to_nats_with_an_nkey(
+    nkey_nats: tuple[str, str], monkeypatch: pytest.MonkeyPatch, settings: type[OperatorSettings]
+) -> None:
+    url, seed = nkey_nats
+    configured = component_settings(settings, monkeypatch, GENVID_NATS_NKEY_SEED=seed)
+    assert await connected_within(url, configured.nats_auth(), 10)
+    assert not await connected_within(url, events.NatsAuth(), 3)
+    other_seed, _ = new_user_nkey()
+    assert not await connected_within(url, events.NatsAuth(nkey_seed=other_seed), 3)
 
 
 def test_a_tls_url_or_a_ca_file_turns_tls_on() -> None:
