@@ -1,6 +1,6 @@
 """The NATS connection settings the api and the operator share (a pydantic-settings mixin):
-the same variables, with `GENVID_` or without, and the same `NatsAuth` from them. Its
-configuration (the `GENVID_` prefix, frozen) and `env_alias` are the components' too."""
+the same variables, with `GENVID_` or without, and the same `NatsAuth` from them; `env_alias`
+gives the components' own settings the same two names."""
 
 from __future__ import annotations
 

@@ -12,14 +12,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from genvid_contracts.nats_settings import NatsSettings, env_alias
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 
 
 class Settings(NatsSettings, BaseSettings):
-    # The configuration (GENVID_ prefix, frozen) and the NATS connection: NatsSettings.
+    # Its own configuration: BaseSettings' defaults, a later base, would override the mixin's.
+    model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
+
+    # The NATS connection: NatsSettings.
     namespace: str = "genvid"
     database_url: str | None = Field(
         default=None,

@@ -323,3 +323,14 @@ def test_user_text_reaches_the_worker_as_written(prompt: str) -> None:
     parsed = build_parser().parse_args(expanded)
     assert parsed.prompt == prompt
     assert parsed.negative_prompt == prompt
+
+
+def test_operator_settings_read_genvid_variables_and_the_plain_connection_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GENVID_METRICS_PORT", "9123")
+    monkeypatch.setenv("NATS_URL", "tls://nats:4222")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/genvid")
+    settings = Settings()
+    assert (settings.metrics_port, settings.nats_url) == (9123, "tls://nats:4222")
+    assert settings.database_url == "postgresql://db/genvid"
