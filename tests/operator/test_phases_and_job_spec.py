@@ -328,9 +328,13 @@ def test_user_text_reaches_the_worker_as_written(prompt: str) -> None:
 def test_operator_settings_read_genvid_variables_and_the_plain_connection_names(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("GENVID_METRICS_PORT", "9123")
-    monkeypatch.setenv("NATS_URL", "tls://nats:4222")
-    monkeypatch.setenv("DATABASE_URL", "postgresql://db/genvid")
+    environment = {
+        "GENVID_METRICS_PORT": "9123",
+        "NATS_URL": "tls://nats:4222",
+        "DATABASE_URL": "postgresql://db/genvid",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
     settings = Settings()
-    assert (settings.metrics_port, settings.nats_url) == (9123, "tls://nats:4222")
-    assert settings.database_url == "postgresql://db/genvid"
+    read = (str(settings.metrics_port), settings.nats_url, settings.database_url)
+    assert read == tuple(environment.values())
