@@ -7,6 +7,8 @@ transition lost or repeated, and after every test the budget ledger balances.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -98,6 +100,34 @@ async def test_a_result_outlives_its_job(pipeline: Pipeline) -> None:
     assert final["video_url"] is not None
     row = await job_row(pipeline.env["DATABASE_URL"], generation_id)
     assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+
+
+async def test_an_attempt_lost_with_its_job_is_retried(pipeline: Pipeline) -> None:
+    """The worker SIGKILLed (nothing stored) and its Job deleted while no operator watched:
+    a lost attempt, retried after the back-off with a new Job."""
+    generation, _ = await pipeline.generate("a worker lost with its job", polls_until_done=40)
+    assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
+    pipeline.kill_operator()
+    (pod,) = pipeline.pods(generation.id)
+    (container,) = pod["status"]["containerStatuses"]
+    os.killpg(int(container["containerID"].removeprefix("process://")), signal.SIGKILL)
+    pipeline.kubectl("delete", "job", f"genvid-{generation.id}", "--cascade=foreground")
+    await eventually(
+        lambda: not pipeline.pods(generation.id), what="the pods to go", seconds=60, interval=0.25
+    )
+    pipeline.restart_operator()
+
+    final = await generation.wait_final(seconds=180)
+    assert (final["status"], final["attempts"]) == ("SUCCEEDED", 2)
+    seen = await generation.events()
+    assert [(e.data["status"], e.data["reason"]) for e in seen] == [
+        ("QUEUED", "Accepted"),
+        ("RUNNING", "Generating"),
+        ("RUNNING", "WorkerLost"),
+        ("RUNNING", "Generating"),
+        ("SUCCEEDED", "Generated"),
+    ]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3, 4, 5]
 
 
 async def test_a_finished_job_is_deleted_only_after_its_status_is_synced(
