@@ -30,22 +30,27 @@ from genvid_api.models import (
     WAITING,
     BudgetUsage,
     Generation,
-    UserBudgetOverride,
 )
 from genvid_contracts.pricing import estimate_micros, to_micros, usd_text
 
 GLOBAL_SCOPE = "global"
 
-# One statement per scope: create the period's row or add to it, only within the limit
-# (`:limit`, or the user's override). No row returned = refused.
-_RESERVE = sa.text(
-    """
-    WITH cap AS (
-        SELECT coalesce(
-            (SELECT limit_micros FROM user_budget_overrides WHERE user_id = :override_for),
-            :limit
-        ) AS micros
+# A scope's limit, the one place it is computed: the user's override, else the default
+# (`:limit`); the global scope (`:override_for` NULL) has no override.
+_LIMIT = """
+    coalesce(
+        (SELECT limit_micros FROM user_budget_overrides WHERE user_id = :override_for),
+        :limit
     )
+"""
+
+_LIMIT_OF = sa.text(f"SELECT {_LIMIT}")
+
+# One statement per scope: create the period's row or add to it, only within the limit.
+# No row returned = refused.
+_RESERVE = sa.text(
+    f"""
+    WITH cap AS (SELECT {_LIMIT} AS micros)
     INSERT INTO budget_usage AS usage (scope, period_start, reserved_micros)
     SELECT :scope, :period, :amount FROM cap WHERE :amount <= cap.micros
     ON CONFLICT (scope, period_start) DO UPDATE
@@ -133,11 +138,17 @@ def estimate(settings: Settings, model: str, seconds: int) -> int:
     return estimate_micros(settings.prices_usd_per_second, model, seconds) or 0
 
 
-async def user_limit(session: AsyncSession, settings: Settings, user_id: uuid.UUID) -> int:
-    override = await session.get(UserBudgetOverride, user_id)
-    if override is not None:
-        return override.limit_micros
-    return to_micros(settings.user_daily_budget_usd)
+def _limit_params(settings: Settings, user_id: uuid.UUID | None) -> dict[str, Any]:
+    default = (
+        settings.global_daily_budget_usd if user_id is None else settings.user_daily_budget_usd
+    )
+    return {"limit": to_micros(default), "override_for": user_id}
+
+
+async def limit(session: AsyncSession, settings: Settings, user_id: uuid.UUID | None) -> int:
+    """The user's limit (the global one, user_id None), by the expression reserve checks."""
+    result = await (await session.connection()).execute(_LIMIT_OF, _limit_params(settings, user_id))
+    return int(result.scalar_one())
 
 
 async def usage(
@@ -145,15 +156,12 @@ async def usage(
 ) -> Usage:
     """The user's standing (or the global one, user_id None) in the period of `moment`."""
     period = Period.at(moment, settings.budget_period)
-    if user_id is None:
-        scope, limit = GLOBAL_SCOPE, to_micros(settings.global_daily_budget_usd)
-    else:
-        scope, limit = str(user_id), await user_limit(session, settings, user_id)
+    scope = GLOBAL_SCOPE if user_id is None else str(user_id)
     row = await session.get(BudgetUsage, (scope, period.start), populate_existing=True)
     return Usage(
         scope="global" if user_id is None else "user",
         period=period,
-        limit=limit,
+        limit=await limit(session, settings, user_id),
         reserved=row.reserved_micros if row else 0,
         spent=row.spent_micros if row else 0,
     )
@@ -169,19 +177,14 @@ async def reserve(
         return
     amount = estimate(settings, generation.model, generation.duration_seconds)
     period = Period.at(moment, settings.budget_period)
-    scopes: tuple[tuple[uuid.UUID | None, Any], ...] = (
-        (generation.user_id, to_micros(settings.user_daily_budget_usd)),
-        (None, to_micros(settings.global_daily_budget_usd)),
-    )
-    for user_id, limit in scopes:
+    for user_id in (generation.user_id, None):
         taken = await (await session.connection()).execute(
             _RESERVE,
             {
                 "scope": GLOBAL_SCOPE if user_id is None else str(user_id),
                 "period": period.start,
                 "amount": amount,
-                "limit": limit,
-                "override_for": user_id,
+                **_limit_params(settings, user_id),
             },
         )
         if taken.first() is None:

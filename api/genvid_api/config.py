@@ -14,10 +14,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from genvid_contracts.nats_settings import NatsSettings
+from genvid_contracts.nats_settings import NatsSettings, env_alias
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 from genvid_contracts.resource import DEFAULT_MODEL
 
@@ -39,16 +39,12 @@ class SigningMode(StrEnum):
     IAM = "iam"
 
 
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(f"GENVID_{name}", name)
-
-
 class DatabaseSettings(BaseSettings):
     """What the migrations need, and nothing they would have to be given for no use."""
 
     model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
 
-    database_url: str = Field(validation_alias=_env("DATABASE_URL"))
+    database_url: str = Field(validation_alias=env_alias("DATABASE_URL"))
 
     @property
     def async_database_url(self) -> str:
@@ -60,19 +56,15 @@ class Settings(DatabaseSettings, NatsSettings):
     # Connections (NATS: NatsSettings)
     kubeconfig: str | None = Field(
         default=None,
-        validation_alias=_env("KUBECONFIG"),
+        validation_alias=env_alias("KUBECONFIG"),
         description="kubeconfig file; without it the in-cluster service account is used.",
     )
     namespace: str = "genvid"
     kube_request_timeout_seconds: float = Field(default=10.0, gt=0)
-    database_timeout_seconds: float = Field(
-        default=3.0,
-        gt=0,
-        description="Connecting to Postgres and each statement; past it the request is a 503.",
-    )
-    database_pool_timeout_seconds: float = Field(
-        default=5.0, gt=0, description="Waiting for a pooled connection; past it a 503."
-    )
+    # Past these a request answers 503: connecting to Postgres or one statement, and waiting
+    # for a pooled connection.
+    database_timeout_seconds: float = Field(default=3.0, gt=0)
+    database_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     ready_timeout_seconds: float = Field(
         default=2.0, gt=0, description="Each dependency check of /readyz."
     )
@@ -155,7 +147,7 @@ class Settings(DatabaseSettings, NatsSettings):
     signed_url_ttl_seconds: int = Field(default=15 * 60, ge=1, le=7 * 24 * 3600)
     storage_emulator_host: str | None = Field(
         default=None,
-        validation_alias=_env("STORAGE_EMULATOR_HOST"),
+        validation_alias=env_alias("STORAGE_EMULATOR_HOST"),
         description="Where signed URLs point in local mode (the storage emulator).",
     )
     signing_service_account: str | None = Field(

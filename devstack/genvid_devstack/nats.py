@@ -12,6 +12,9 @@ refuses while the server recorded in the pid file still runs.
 
 Ready means the client port greets with INFO and `/healthz` is 200, which it only is once
 JetStream has loaded its store; an open port alone comes earlier.
+
+Tests start servers of their own that require TLS (a certificate from `pki`) or admit only
+given nkey users, as a production NATS may.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ import shutil
 import socket
 import sys
 import sysconfig
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from genvid_devstack.pki import CertPair
 from genvid_devstack.process import (
     Process,
     StartupError,
@@ -47,8 +52,11 @@ class Nats:
     process: Process
 
 
-def start_nats(state_dir: Path, log_dir: Path) -> Nats:
-    """Start nats-server with JetStream on loopback ports."""
+def start_nats(
+    state_dir: Path, log_dir: Path, *, tls: CertPair | None = None, nkey_users: Sequence[str] = ()
+) -> Nats:
+    """Start nats-server with JetStream on loopback ports; with `tls`, clients must use TLS
+    (a tls:// URL), with `nkey_users` (public keys) only those users are admitted."""
     home = state_dir / "nats"  # nats-server keeps its streams in home/jetstream
     home.mkdir(parents=True, exist_ok=True)
     state = State(state_dir)
@@ -57,7 +65,7 @@ def start_nats(state_dir: Path, log_dir: Path) -> Nats:
     config = home / "nats.conf"
     pid_file = home / "nats-server.pid"
     _refuse_if_running(pid_file, config)
-    config.write_text(_config(port, monitor_port, home, pid_file))
+    config.write_text(_config(port, monitor_port, home, pid_file, tls, nkey_users))
     process = spawn("nats", [_binary(), "-c", config], log_dir=log_dir, cwd=home)
     monitor_url = f"http://{HOST}:{monitor_port}"
     with stop_on_failure(process):
@@ -67,7 +75,8 @@ def start_nats(state_dir: Path, log_dir: Path) -> Nats:
             process=process,
             interval=0.02,
         )
-    return Nats(url=f"nats://{HOST}:{port}", monitor_url=monitor_url, process=process)
+    scheme = "tls" if tls else "nats"
+    return Nats(url=f"{scheme}://{HOST}:{port}", monitor_url=monitor_url, process=process)
 
 
 def _binary() -> Path:
@@ -94,20 +103,35 @@ def _refuse_if_running(pid_file: Path, config: Path) -> None:
         )
 
 
-def _config(port: int, monitor_port: int, store_dir: Path, pid_file: Path) -> str:
-    # json.dumps quotes paths and hosts in a form the NATS config parser accepts.
-    return "\n".join(
-        [
-            f"server_name: {SERVER_NAME}",
-            f"listen: {json.dumps(f'{HOST}:{port}')}",
-            f"http: {json.dumps(f'{HOST}:{monitor_port}')}",
-            f"pid_file: {json.dumps(str(pid_file))}",
-            "jetstream {",
-            f"  store_dir: {json.dumps(str(store_dir))}",
+def _config(
+    port: int,
+    monitor_port: int,
+    store_dir: Path,
+    pid_file: Path,
+    tls: CertPair | None = None,
+    nkey_users: Sequence[str] = (),
+) -> str:
+    # json.dumps quotes paths, hosts and keys in a form the NATS config parser accepts.
+    lines = [
+        f"server_name: {SERVER_NAME}",
+        f"listen: {json.dumps(f'{HOST}:{port}')}",
+        f"http: {json.dumps(f'{HOST}:{monitor_port}')}",
+        f"pid_file: {json.dumps(str(pid_file))}",
+        "jetstream {",
+        f"  store_dir: {json.dumps(str(store_dir))}",
+        "}",
+    ]
+    if tls is not None:
+        lines += [
+            "tls {",
+            f"  cert_file: {json.dumps(str(tls.cert))}",
+            f"  key_file: {json.dumps(str(tls.key))}",
             "}",
-            "",
         ]
-    )
+    if nkey_users:
+        users = ", ".join(f"{{nkey: {json.dumps(user)}}}" for user in nkey_users)
+        lines.append(f"authorization {{ users: [{users}] }}")
+    return "\n".join([*lines, ""])
 
 
 def _greets(port: int) -> bool:

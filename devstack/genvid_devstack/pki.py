@@ -228,3 +228,19 @@ def ensure_pki(state_dir: Path, node_name: str) -> Pki:
             )
         )
     return pki
+
+
+def ensure_server_cert(
+    state_dir: Path, name: str, server_names: Sequence[str] = ("localhost", "127.0.0.1")
+) -> CertPair:
+    """A serving certificate for another local server (NATS with TLS), signed by the stack's
+    CA under `state_dir/pki` (made if missing), as the control plane's are."""
+    root = state_dir / "pki"
+    root.mkdir(parents=True, exist_ok=True)
+    root.chmod(0o700)
+    ca_pair = CertPair(root / "ca.crt", root / "ca.key")
+    ca_renewed = not (_still_valid(ca_pair.cert) and ca_pair.key.exists())
+    pair = CertPair(root / f"{name}.crt", root / f"{name}.key")
+    leaf = _Leaf(pair, name, server_names=server_names, client=False)
+    _ensure_leaf(leaf, _ensure_ca(ca_pair), ca_renewed=ca_renewed)
+    return pair

@@ -178,3 +178,9 @@ def wait_until(
             tail = f"\n--- {process.log_path} ---\n{process.log_tail()}" if process else ""
             raise StartupError(f"{what}: not ready after {timeout:.0f}s{tail}")
         time.sleep(interval)
+
+
+def wait_http_ready(process: Process, url: str, *, timeout: float, interval: float = 0.1) -> None:
+    """Wait until a GET of `url` answers 2xx; a server that never does is stopped, not left."""
+    with stop_on_failure(process):
+        wait_until(lambda: http_ok(url), timeout=timeout, process=process, interval=interval)

@@ -27,15 +27,7 @@ from typing import Any
 import yaml
 
 from genvid_devstack.pki import Pki
-from genvid_devstack.process import (
-    Process,
-    StartupError,
-    http_ok,
-    local_http,
-    spawn,
-    stop_on_failure,
-    wait_until,
-)
+from genvid_devstack.process import Process, StartupError, local_http, spawn, wait_http_ready
 from genvid_devstack.state import REPO_ROOT, State
 
 CHART = REPO_ROOT / "charts" / "genvid"
@@ -171,6 +163,5 @@ def start_prometheus(
         log_dir=state.logs,
         cwd=root,
     )
-    with stop_on_failure(process):
-        wait_until(lambda: http_ok(f"{url}/-/ready"), timeout=60, process=process)
+    wait_http_ready(process, f"{url}/-/ready", timeout=60)
     return Prometheus(url=url, process=process, root=root)

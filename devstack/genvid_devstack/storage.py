@@ -27,11 +27,10 @@ from pathlib import Path
 from genvid_devstack.process import (
     Process,
     StartupError,
-    http_ok,
     local_http,
     spawn,
     stop_on_failure,
-    wait_until,
+    wait_http_ready,
 )
 from genvid_devstack.state import State
 
@@ -77,13 +76,10 @@ def start_storage(state_dir: Path, log_dir: Path, bucket: str) -> Storage:
         log_dir=log_dir,
         cwd=root,
     )
+    wait_http_ready(
+        process, f"{emulator_host}/storage/v1/b", timeout=_STARTUP_TIMEOUT, interval=0.02
+    )
     with stop_on_failure(process):
-        wait_until(
-            lambda: http_ok(f"{emulator_host}/storage/v1/b"),
-            timeout=_STARTUP_TIMEOUT,
-            process=process,
-            interval=0.02,
-        )
         _ensure_bucket(emulator_host, bucket)
     return Storage(emulator_host=emulator_host, bucket=bucket, process=process)
 

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import AliasChoices, Field
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from genvid_contracts.nats_settings import NatsSettings
+from genvid_contracts.nats_settings import NatsSettings, env_alias
 from genvid_contracts.pricing import DEFAULT_PRICES_USD_PER_SECOND
 
 
-def _env(name: str) -> AliasChoices:
-    return AliasChoices(f"GENVID_{name}", name)
-
-
 class Settings(NatsSettings, BaseSettings):
+    # Its own configuration: BaseSettings' defaults, a later base, would override the mixin's.
     model_config = SettingsConfigDict(env_prefix="GENVID_", extra="ignore", frozen=True)
 
+    # The NATS connection: NatsSettings.
     namespace: str = "genvid"
     database_url: str | None = Field(
         default=None,
-        validation_alias=_env("DATABASE_URL"),
+        validation_alias=env_alias("DATABASE_URL"),
         description="Postgres to mirror transitions into; without it only NATS hears of them.",
     )
 
@@ -58,7 +56,7 @@ class Settings(NatsSettings, BaseSettings):
     # The bucket, read-only: the worker's result beside its preview, for a Job already gone.
     bucket: str | None = None
     storage_emulator_host: str | None = Field(
-        default=None, validation_alias=_env("STORAGE_EMULATOR_HOST")
+        default=None, validation_alias=env_alias("STORAGE_EMULATOR_HOST")
     )
     storage_project: str | None = None
 

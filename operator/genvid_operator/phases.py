@@ -33,7 +33,9 @@ QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = GenerationStatus
 
 WAITING_FOR_CAPACITY = "WaitingForCapacity"
 WORKER_CRASHED = "WorkerCrashed"
+WORKER_LOST = "WorkerLost"
 _CRASHED_MESSAGE = "The generation stopped unexpectedly."
+_LOST_MESSAGE = "The generation's worker was lost before it finished."
 _WAITING_MESSAGE = "Waiting for capacity: the concurrency caps are reached."
 
 # The fields whose change is a transition: it gets the next eventSeq and is mirrored.
@@ -322,7 +324,7 @@ def decide(
         )
 
     if job is None:
-        return Decision(status=_from_stored(vg, stored, int(status.get("attempts") or 1), now))
+        return _without_job(vg, stored, limits, now)
 
     started = [pod for pod in pods if _pod_state(pod) != "waiting"]
     attempts = max(int(status.get("attempts") or 0), _attempts(job), len(started))
@@ -390,14 +392,16 @@ def _permanent(pod: Json) -> bool:
     return worker_result(pod).get("retryable") is False
 
 
-def _next_attempt(failed: Json, failures: int) -> str | None:
-    """When the Job controller will retry: 10 s doubled per failure, at most 6 min."""
-    finished = _finished_at(failed)
-    if not finished:
-        return None
+def _retry_at(finished: dt.datetime, failures: int) -> str:
+    """The Job controller's back-off: 10 s doubled per failure, at most 6 min."""
     delay = min(10 * 2 ** max(failures - 1, 0), 360)
-    at = dt.datetime.fromisoformat(finished) + dt.timedelta(seconds=delay)
-    return timestamp(at)
+    return timestamp(finished + dt.timedelta(seconds=delay))
+
+
+def _next_attempt(failed: Json, failures: int) -> str | None:
+    """When the Job controller will retry the failed pod."""
+    finished = _finished_at(failed)
+    return _retry_at(dt.datetime.fromisoformat(finished), failures) if finished else None
 
 
 def _latest_failure(pods: list[Json]) -> Json | None:
@@ -440,14 +444,50 @@ def _finished(
     return _failed(vg, reason, message, _charged(result), attempts, now)
 
 
+def _without_job(
+    vg: VideoGeneration, stored: WorkerResult | None, limits: Limits, now: dt.datetime
+) -> Decision:
+    """A started generation whose Job is gone, pods and all.
+
+    With a stored result, that result tells the end. Without one, the attempt was lost with
+    its pod (a node gone, a Job deleted by hand) before the worker finished: like a crash, it
+    is retried after the Job controller's back-off (a new Job, once `nextAttemptAt` has
+    passed) while attempts remain, else the generation fails `WorkerLost`.
+    """
+    status: VideoGenerationStatus = vg.get("status") or {}
+    attempts = int(status.get("attempts") or 1)
+    if stored is not None:
+        return Decision(status=_from_stored(vg, stored, attempts, now))
+    retry_at = status.get("nextAttemptAt")
+    if status.get("reason") == WORKER_LOST and retry_at:
+        if timestamp(now) < retry_at:
+            return Decision()
+        retry = {
+            "reason": "Generating",
+            "message": f"Generating (attempt {attempts + 1} of {limits.max_retries + 1}).",
+            "attempts": attempts + 1,
+            "nextAttemptAt": None,
+        }
+        return Decision(status=with_transition(vg, retry, now), create_job=True)
+    if attempts <= limits.max_retries:
+        lost = {
+            "reason": WORKER_LOST,
+            "message": f"Retrying after: {_LOST_MESSAGE}",
+            "nextAttemptAt": _retry_at(now, attempts),
+        }
+        return Decision(status=with_transition(vg, lost, now))
+    message = f"{_LOST_MESSAGE} (gave up after {attempts} attempts)"
+    return Decision(status=_failed(vg, WORKER_LOST, message, None, attempts, now))
+
+
 def _from_stored(
-    vg: VideoGeneration, stored: WorkerResult | None, attempts: int, now: dt.datetime
+    vg: VideoGeneration, stored: WorkerResult, attempts: int, now: dt.datetime
 ) -> VideoGenerationStatus | None:
     """A Job gone before the operator read it: the stored result if it is final, else
     `JobLost` (a retryable failure would have been retried by the Job that is gone)."""
-    if stored is not None and stored.get("status") == "succeeded":
+    if stored.get("status") == "succeeded":
         return _succeeded(vg, stored, attempts, now)
-    if stored is not None and stored.get("retryable") is False:
+    if stored.get("retryable") is False:
         reason = stored.get("reason") or "WorkerFailed"
         message = stored.get("message") or "The worker failed."
         return _failed(vg, reason, message, _charged(stored), attempts, now)

@@ -101,6 +101,12 @@ def throttled(per_minute: str) -> dict[str, str]:
 
 EVERY_WINDOW = ["1h", "6h", "1d", "3d"]
 
+
+def burning_in_every_window(alert: str, series: dict[str, str], value: str) -> Case:
+    """A budget burn fast enough for every window of the alert to fire, showing `value`."""
+    return Case(alert, series, "2h", [Firing(window=w, value=value) for w in EVERY_WINDOW])
+
+
 CASES = [
     Case("GenVidOperatorDown", {f"up{{{OPERATOR}}}": "0x10"}, "6m", [Firing(labels={})]),
     Case("GenVidOperatorDown", {f"up{{{API}}}": "1x10"}, "6m", [Firing(labels={})]),
@@ -118,11 +124,8 @@ CASES = [
         [],
     ),
     # 3 of 4 failing: every window burns (14.4 x 5 % = 72 % < 75 %).
-    Case(
-        "GenVidGenerationErrorBudgetBurn",
-        finished(succeeded=1, failed=3),
-        "2h",
-        [Firing(window=w, value="75%") for w in EVERY_WINDOW],
+    burning_in_every_window(
+        "GenVidGenerationErrorBudgetBurn", finished(succeeded=1, failed=3), "75%"
     ),
     # 1 of 5 failing: only the slow, ticket-level windows (3x and 1x, not 14.4x or 6x).
     Case(
@@ -132,19 +135,9 @@ CASES = [
         [Firing(window=w, value="20%") for w in ("1d", "3d")],
     ),
     Case("GenVidGenerationErrorBudgetBurn", finished(succeeded=49, failed=1), "2h", []),
-    Case(
-        "GenVidApiErrorBudgetBurn",
-        requests(ok=90, errors=10),
-        "2h",
-        [Firing(window=w, value="10%") for w in EVERY_WINDOW],
-    ),
+    burning_in_every_window("GenVidApiErrorBudgetBurn", requests(ok=90, errors=10), "10%"),
     Case("GenVidApiErrorBudgetBurn", requests(ok=1000, errors=1), "2h", []),
-    Case(
-        "GenVidApiLatencyBudgetBurn",
-        latency(fast=50, total=100),
-        "2h",
-        [Firing(window=w, value="50%") for w in EVERY_WINDOW],
-    ),
+    burning_in_every_window("GenVidApiLatencyBudgetBurn", latency(fast=50, total=100), "50%"),
     Case("GenVidApiLatencyBudgetBurn", latency(fast=100, total=100), "2h", []),
     Case(
         "GenVidQueueStuck",

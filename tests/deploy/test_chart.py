@@ -183,6 +183,27 @@ def test_nats_credentials_come_from_an_existing_secret() -> None:
         assert "GENVID_NATS_NKEY_SEED" not in env
 
 
+def test_a_private_nats_ca_is_mounted_into_the_api_and_the_operator() -> None:
+    docs = render(
+        "--set=nats.url=tls://nats:4222", "--set=nats.tls.caSecret=nats-ca",
+        "--set=nats.tls.caKey=ca.pem",
+    )  # fmt: skip
+    for name in ("genvid-api", "genvid-operator"):
+        spec = find(docs, "Deployment", name)["spec"]["template"]["spec"]
+        (container,) = spec["containers"]
+        mount = {"name": "nats-ca", "mountPath": "/etc/genvid/nats-ca", "readOnly": True}
+        assert mount in container["volumeMounts"]
+        assert {
+            "name": "nats-ca",
+            "secret": {"secretName": "nats-ca", "items": [{"key": "ca.pem", "path": "ca.crt"}]},
+        } in spec["volumes"]
+        assert env_of(container)["GENVID_NATS_TLS_CA_FILE"] == "/etc/genvid/nats-ca/ca.crt"
+    for where, spec in pod_specs(render()):
+        assert all(volume["name"] != "nats-ca" for volume in spec["volumes"]), where
+        for container in spec["containers"]:
+            assert "GENVID_NATS_TLS_CA_FILE" not in env_of(container), where
+
+
 def test_every_pod_is_locked_down() -> None:
     for where, spec in pod_specs(render()):
         assert spec["securityContext"]["runAsNonRoot"] is True, where

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from genvid_devstack.kubelet import binder, envvars, kube, node, podstatus
+from genvid_devstack.kubelet import binder, envvars, kube, node, podstatus, podworker
 from genvid_devstack.kubelet.podstatus import (
     ContainerRecord,
     PodRecord,
@@ -520,6 +520,57 @@ def test_start_errors_are_explicit(tmp_path: Path) -> None:
     missing_dir = ContainerLaunch("main", ["sh"], {"PATH": "/usr/bin"}, tmp_path / "nope", "/x")
     with pytest.raises(StartError, match="workingDir"):
         runtime.start(pod_dir, missing_dir)
+
+
+# -- status reports ---------------------------------------------------------------------------
+
+
+class _ExitDuringReportApi:
+    """A PodApi whose first Running patch is in flight while the container exits."""
+
+    def __init__(self, release: Path) -> None:
+        self.release = release
+        self.worker: podworker.PodWorker | None = None
+        self.phases: list[str] = []
+
+    async def data(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        return None
+
+    async def patch_status(self, pod: Obj, status: Obj) -> None:
+        self.phases.append(status["phase"])
+        if status["phase"] != "Running" or self.phases.count("Running") > 1:
+            return
+        assert self.worker is not None
+        self.release.touch()  # the container exits now, before this patch returns
+        container = self.worker.record.containers[0]
+        for _ in range(500):
+            if isinstance(container.state, Terminated):
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the container did not exit")
+
+    async def delete(self, pod: Obj) -> None:
+        pass
+
+
+async def test_an_exit_during_a_status_patch_is_reported(tmp_path: Path) -> None:
+    release = tmp_path / "release"
+    code = f"import os, time\nwhile not os.path.exists({str(release)!r}): time.sleep(0.01)"
+    pod = a_pod(
+        {"name": "main", "image": "img:1", "command": ["python", "-c", code]},
+        restartPolicy="Never",
+    )
+    api = _ExitDuringReportApi(release)
+    worker = podworker.PodWorker(
+        pod,
+        api=api,
+        runtime=Runtime(tmp_path / "kubelet"),
+        settings=podworker.WorkerSettings(host_ip="127.0.0.1"),
+    )
+    api.worker = worker
+    await asyncio.wait_for(worker._live(), 10)
+    assert api.phases[-1] == "Succeeded"
+    assert api.phases.count("Running") == 1
 
 
 # -- list+watch -------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
 """Outages on the real stack: a component stopped or gone while generations are in flight.
 
 Each generation must still reach the right terminal state with its event sequence 1..n, no
-transition lost or repeated.
+transition lost or repeated, and after every test the budget ledger balances.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nats
@@ -19,15 +22,19 @@ from genvid_devstack import apps
 from genvid_devstack.nats import start_nats
 from genvid_devstack.state import State
 from support.api import ApiClient, api_http_client
-from support.pipeline import Pipeline, PipelineSettings, generate, job_row, statuses
+from support.database import ledger_discrepancies
+from support.pipeline import Generation, Pipeline, PipelineSettings, job_row, statuses, submit
 from support.polling import eventually
-from support.processes import frozen, postmaster_pid
+from support.processes import apiserver_pid, frozen, postmaster_pid
 
 pytestmark = pytest.mark.stack
 
 KEPT_SECONDS = 2  # how long a finished, synced Job stays in this module
 SAFETY_NET_SECONDS = 3600
 DATABASE_TIMEOUT_SECONDS = 2
+KUBE_TIMEOUT_SECONDS = 2
+# Longer than every apiserver timeout involved: the api's and the operator's requests (30 s).
+APISERVER_FROZEN_SECONDS = 35
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,36 @@ def pipeline_settings() -> PipelineSettings:
             "GENVID_RESYNC_SECONDS": "5",
             "GENVID_DATABASE_TIMEOUT_SECONDS": str(DATABASE_TIMEOUT_SECONDS),
             "GENVID_DATABASE_POOL_TIMEOUT_SECONDS": str(DATABASE_TIMEOUT_SECONDS),
+            "GENVID_KUBE_REQUEST_TIMEOUT_SECONDS": str(KUBE_TIMEOUT_SECONDS),
         }
     )
+
+
+@pytest.fixture(autouse=True)
+async def balanced_ledger(pipeline: Pipeline) -> AsyncIterator[None]:
+    """After every fault: each finished generation settled once, and each budget counter
+    holding exactly its unsettled reservations and its settled charges."""
+    yield
+    database = pipeline.env["DATABASE_URL"]
+
+    async def balanced() -> bool:
+        return not await ledger_discrepancies(database)
+
+    try:
+        await eventually(balanced, what="the ledger to balance", seconds=60, interval=0.5)
+    except AssertionError:
+        raise AssertionError(f"unbalanced ledger: {await ledger_discrepancies(database)}") from None
+
+
+async def succeeded_once(pipeline: Pipeline, generation: Generation, seconds: float = 120) -> None:
+    """SUCCEEDED, every transition published once (1..3) and mirrored, and settled."""
+    assert (await generation.wait_final(seconds))["status"] == "SUCCEEDED"
+    seen = await generation.events()
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"], [e.data for e in seen]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3]
+    row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
+    assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+    assert row["settled_at"] is not None
 
 
 def job(pipeline: Pipeline, generation_id: str) -> dict[str, object] | None:
@@ -65,6 +100,34 @@ async def test_a_result_outlives_its_job(pipeline: Pipeline) -> None:
     assert final["video_url"] is not None
     row = await job_row(pipeline.env["DATABASE_URL"], generation_id)
     assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+
+
+async def test_an_attempt_lost_with_its_job_is_retried(pipeline: Pipeline) -> None:
+    """The worker SIGKILLed (nothing stored) and its Job deleted while no operator watched:
+    a lost attempt, retried after the back-off with a new Job."""
+    generation, _ = await pipeline.generate("a worker lost with its job", polls_until_done=40)
+    assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
+    pipeline.kill_operator()
+    (pod,) = pipeline.pods(generation.id)
+    (container,) = pod["status"]["containerStatuses"]
+    os.killpg(int(container["containerID"].removeprefix("process://")), signal.SIGKILL)
+    pipeline.kubectl("delete", "job", f"genvid-{generation.id}", "--cascade=foreground")
+    await eventually(
+        lambda: not pipeline.pods(generation.id), what="the pods to go", seconds=60, interval=0.25
+    )
+    pipeline.restart_operator()
+
+    final = await generation.wait_final(seconds=180)
+    assert (final["status"], final["attempts"]) == ("SUCCEEDED", 2)
+    seen = await generation.events()
+    assert [(e.data["status"], e.data["reason"]) for e in seen] == [
+        ("QUEUED", "Accepted"),
+        ("RUNNING", "Generating"),
+        ("RUNNING", "WorkerLost"),
+        ("RUNNING", "Generating"),
+        ("SUCCEEDED", "Generated"),
+    ]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3, 4, 5]
 
 
 async def test_a_finished_job_is_deleted_only_after_its_status_is_synced(
@@ -150,14 +213,35 @@ async def test_postgres_frozen_writes_answer_503_fast_and_nothing_is_lost(
     ready = await pipeline.api.http.get("/readyz")
     assert ready.json()["status"] == "ready"
     for generation in in_flight:
-        assert (await generation.wait_final())["status"] == "SUCCEEDED"
-        seen = await generation.events()
-        assert [e.data["seq"] for e in seen] == [1, 2, 3]
-        row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
-        assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
-        assert row["settled_at"] is not None
+        await succeeded_once(pipeline, generation)
     after = await pipeline.api.generate(user, prompt="once it is back")
     assert after.status_code == 202, after.text
+
+
+async def test_apiserver_frozen_generations_finish_and_nothing_is_lost(
+    pipeline: Pipeline, stack_state: Path
+) -> None:
+    """The apiserver hangs (SIGSTOP) longer than every timeout, with generations in flight.
+    POST /generate still answers within the api's apiserver timeout: the row is committed and
+    the outbox creates its resource once the apiserver answers again (202, never a hung
+    request); /readyz says `degraded` and the replica keeps its traffic."""
+    in_flight = [
+        (await pipeline.generate(f"apiserver {i}", polls_until_done=8))[0] for i in range(3)
+    ]
+    user = await pipeline.api.register("k")
+    with frozen(apiserver_pid(stack_state)):
+        started = time.monotonic()
+        accepted = await submit(pipeline.api, user, "while the apiserver sleeps")
+        took = time.monotonic() - started
+        assert took < 3 * KUBE_TIMEOUT_SECONDS, took
+        ready = await pipeline.api.http.get("/readyz")
+        assert (ready.status_code, ready.json()["kubernetes"]) == (200, "unavailable")
+        assert ready.json()["status"] == "degraded"
+        await asyncio.sleep(APISERVER_FROZEN_SECONDS - (time.monotonic() - started))
+
+    for generation in [*in_flight, accepted]:
+        await succeeded_once(pipeline, generation, seconds=180)
+    assert (await pipeline.api.http.get("/readyz")).json()["status"] == "ready"
 
 
 async def test_nats_down_at_start_up_then_back(pipeline: Pipeline, tmp_path: Path) -> None:
@@ -175,7 +259,8 @@ async def test_nats_down_at_start_up_then_back(pipeline: Pipeline, tmp_path: Pat
         async with api_http_client(f"http://127.0.0.1:{api_port}") as http:
             prompt = f"a quiet harbour {uuid.uuid4().hex[:6]}"
             pipeline.veo.add_scenario(prompt, polls_until_done=2)
-            generation = await generate(ApiClient(http=http), prompt)
+            client = ApiClient(http=http)
+            generation = await submit(client, await client.register("u"), prompt)
             streamed = await http.get(
                 f"/generations/{generation.id}/events", headers=generation.user.auth
             )

@@ -13,7 +13,7 @@ from genvid_contracts.worker import EXIT_PERMANENT
 from genvid_devstack.kubelet.envvars import expand
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import build_job, job_name
-from genvid_operator.phases import Limits, decide, with_transition
+from genvid_operator.phases import Decision, Limits, decide, with_transition
 from genvid_worker.cli import build_parser
 
 NOW = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
@@ -250,10 +250,41 @@ def test_final_phases_never_change() -> None:
     assert decision.delete_job
 
 
-def test_running_job_that_vanished_fails_as_lost() -> None:
-    status = decide(generation(running_status()), None, [], LIMITS, NOW).status
+def test_running_job_that_vanished_with_a_retryable_stored_failure_fails_as_lost() -> None:
+    stored: Any = {"status": "failed", "reason": "ProviderUnavailable", "retryable": True}
+    status = decide(generation(running_status()), None, [], LIMITS, NOW, stored=stored).status
     assert status is not None
     assert (status["phase"], status["reason"]) == ("FAILED", "JobLost")
+
+
+def test_an_attempt_lost_with_its_job_is_retried_after_the_back_off() -> None:
+    lost = decide(generation(running_status()), None, [], LIMITS, NOW)
+    assert lost.status is not None and not lost.create_job
+    assert (lost.status["phase"], lost.status["reason"]) == ("RUNNING", "WorkerLost")
+    assert lost.status["attempts"] == 1
+    assert lost.status["nextAttemptAt"] == "2026-11-24T08:00:10Z"
+    assert lost.status["message"].startswith("Retrying after:")
+    early = NOW + dt.timedelta(seconds=5)
+    assert decide(generation(lost.status), None, [], LIMITS, early) == Decision()
+    due = decide(generation(lost.status), None, [], LIMITS, NOW + dt.timedelta(seconds=10))
+    assert due.create_job and due.status is not None
+    assert (due.status["phase"], due.status["reason"]) == ("RUNNING", "Generating")
+    assert (due.status["attempts"], due.status.get("nextAttemptAt")) == (2, None)
+    assert due.status["eventSeq"] == lost.status["eventSeq"] + 1
+    # The new Job's pod runs: attempt 2 goes on, nothing new to announce.
+    running = pod("Running", {"running": {}})
+    later = NOW + dt.timedelta(seconds=20)
+    assert decide(generation(due.status), job(active=1), [running], LIMITS, later).status is None
+
+
+def test_an_attempt_lost_with_its_job_fails_when_no_attempt_remains() -> None:
+    status = {**running_status(), "attempts": LIMITS.max_retries + 1}
+    failed = decide(generation(status), None, [], LIMITS, NOW)
+    assert failed.status is not None and not failed.create_job
+    assert (failed.status["phase"], failed.status["reason"]) == ("FAILED", "WorkerLost")
+    assert failed.status["message"] == (
+        "The generation's worker was lost before it finished. (gave up after 4 attempts)"
+    )
 
 
 def test_unchanged_state_is_not_a_transition() -> None:
@@ -292,3 +323,18 @@ def test_user_text_reaches_the_worker_as_written(prompt: str) -> None:
     parsed = build_parser().parse_args(expanded)
     assert parsed.prompt == prompt
     assert parsed.negative_prompt == prompt
+
+
+def test_operator_settings_read_genvid_variables_and_the_plain_connection_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    environment = {
+        "GENVID_METRICS_PORT": "9123",
+        "NATS_URL": "tls://nats:4222",
+        "DATABASE_URL": "postgresql://db/genvid",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    read = (str(settings.metrics_port), settings.nats_url, settings.database_url)
+    assert read == tuple(environment.values())

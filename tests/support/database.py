@@ -54,3 +54,31 @@ async def ledger(database: str, scope: str) -> tuple[int, int]:
         scope,
     )
     return int(rows[0]["reserved"]), int(rows[0]["spent"])
+
+
+async def ledger_discrepancies(database: str) -> dict[str, Any]:
+    """What keeps the budget ledger from balancing, empty when it balances: every scope's
+    counters (all periods) must hold the reservations of its unsettled generations and the
+    charges of its settled ones, and no finished generation may be left unsettled."""
+    found: dict[str, Any] = {}
+    scopes = await fetch(database, "SELECT DISTINCT scope FROM budget_usage")
+    for scope in ["global", *(row["scope"] for row in scopes if row["scope"] != "global")]:
+        rows = await fetch(
+            database,
+            "SELECT coalesce(sum(reserved_micros) FILTER (WHERE settled_at IS NULL), 0) AS r, "
+            "coalesce(sum(charged_micros) FILTER (WHERE settled_at IS NOT NULL), 0) AS s "
+            "FROM video_generation_jobs WHERE budget_period_start IS NOT NULL "
+            "AND ($1 = 'global' OR user_id::text = $1)",
+            scope,
+        )
+        expected = (int(rows[0]["r"]), int(rows[0]["s"]))
+        if await ledger(database, scope) != expected:
+            found[scope] = {"ledger": await ledger(database, scope), "rows": expected}
+    unsettled = await fetch(
+        database,
+        "SELECT id, status FROM video_generation_jobs WHERE settled_at IS NULL "
+        "AND status IN ('SUCCEEDED', 'FAILED', 'CANCELED', 'REJECTED')",
+    )
+    if unsettled:
+        found["finished but unsettled"] = [dict(row) for row in unsettled]
+    return found

@@ -57,3 +57,18 @@ def frozen(pid: int) -> Iterator[None]:
 def postmaster_pid(stack_state: Path) -> int:
     """The local stack's Postgres server (its data folder's postmaster.pid)."""
     return int((stack_state / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+
+
+def apiserver_pid(stack_state: Path) -> int:
+    """The local stack's kube-apiserver (the one whose certificates live in its state folder)."""
+    cert_dir = f"--cert-dir={stack_state / 'apiserver'}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"kube-apiserver") and cert_dir in argv:
+            return int(entry.name)
+    raise LookupError(f"no kube-apiserver runs with {cert_dir.decode()}")

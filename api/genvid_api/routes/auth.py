@@ -75,7 +75,6 @@ async def _limit(session: AsyncSession, settings: Settings, *limits: Limit) -> N
 @router.post(
     "/register",
     status_code=status.HTTP_201_CREATED,
-    response_model=UserPublic,
     responses=responses(
         (Conflict, "Username already taken"),
         (Invalid, "Invalid email or username, or weak password"),
@@ -103,7 +102,7 @@ async def register(
     return UserPublic.model_validate(user)
 
 
-@router.post("/token", response_model=TokenPair, responses=_UNAUTHORIZED)
+@router.post("/token", responses=_UNAUTHORIZED)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     request: Request,
@@ -135,7 +134,7 @@ def _refresh_claims(settings: Settings, token: str) -> security.TokenClaims:
         raise Unauthorized("Invalid or expired refresh token") from None
 
 
-@router.post("/refresh", response_model=TokenPair, responses=_UNAUTHORIZED)
+@router.post("/refresh", responses=_UNAUTHORIZED)
 async def refresh(
     body: RefreshRequest, request: Request, session: SessionDep, settings: SettingsDep
 ) -> TokenPair:
@@ -189,7 +188,6 @@ async def logout_all(user: CurrentUser, session: SessionDep) -> Response:
 
 @router.post(
     "/password",
-    response_model=TokenPair,
     responses={
         **AUTH_RESPONSES,
         **responses((Invalid, "Wrong current password, or weak new password"), _LIMITED),

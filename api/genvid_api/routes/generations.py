@@ -28,7 +28,6 @@ _NOT_FOUND = (NotFound, "No such generation (or not yours)")
 @router.post(
     "/generate",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=GenerationPublic,
     responses=responses(
         (
             Invalid,
@@ -81,7 +80,6 @@ async def generate(
 
 @router.get(
     "/generations",
-    response_model=Page[GenerationPublic],
     responses=responses((Invalid, "Bad limit or cursor")),
 )
 async def list_generations(
@@ -95,7 +93,6 @@ async def list_generations(
 
 @router.get(
     "/generations/{generation_id}",
-    response_model=GenerationPublic,
     responses=responses(_NOT_FOUND),
 )
 async def get_generation(
@@ -111,7 +108,6 @@ async def get_generation(
 @router.post(
     "/generations/{generation_id}/cancel",
     status_code=status.HTTP_202_ACCEPTED,
-    response_model=GenerationPublic,
     responses=responses(_NOT_FOUND, (Conflict, "The generation already finished")),
 )
 async def cancel_generation(

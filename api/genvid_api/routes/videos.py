@@ -25,6 +25,12 @@ router = APIRouter(tags=["videos"], responses=AUTH_RESPONSES)
 
 _VIDEO_NOT_FOUND = (NotFound, "No such published video")
 _COMMENT_NOT_FOUND = (NotFound, "No such video, or no such comment on it")
+_PUBLISH_ERRORS = responses(
+    (NotFound, "No such generation (or not yours)"),
+    (Conflict, "The generation has not SUCCEEDED, or is already published"),
+    (Invalid, "Invalid title (1-120 characters, not blank) or description"),
+)
+_COMMENT_ERRORS = responses(_VIDEO_NOT_FOUND, (Invalid, "Body empty, blank or too long"))
 
 
 async def _present_one(
@@ -36,16 +42,7 @@ async def _present_one(
     return item
 
 
-@router.post(
-    "/videos",
-    status_code=status.HTTP_201_CREATED,
-    response_model=VideoPublic,
-    responses=responses(
-        (NotFound, "No such generation (or not yours)"),
-        (Conflict, "The generation has not SUCCEEDED, or is already published"),
-        (Invalid, "Invalid title (1-120 characters, not blank) or description"),
-    ),
-)
+@router.post("/videos", status_code=status.HTTP_201_CREATED, responses=_PUBLISH_ERRORS)
 async def publish(
     body: VideoCreate, user: CurrentUser, session: SessionDep, ctx: Ctx, response: Response
 ) -> VideoPublic:
@@ -55,7 +52,7 @@ async def publish(
     return await _present_one(ctx, session, user, video_id)
 
 
-@router.get("/videos/{video_id}", response_model=VideoPublic, responses=responses(_VIDEO_NOT_FOUND))
+@router.get("/videos/{video_id}", responses=responses(_VIDEO_NOT_FOUND))
 async def get_video(
     video_id: uuid.UUID, user: CurrentUser, session: SessionDep, ctx: Ctx
 ) -> VideoPublic:
@@ -75,17 +72,13 @@ async def unpublish(video_id: uuid.UUID, user: CurrentUser, session: SessionDep)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.put(
-    "/videos/{video_id}/like", response_model=LikeState, responses=responses(_VIDEO_NOT_FOUND)
-)
+@router.put("/videos/{video_id}/like", responses=responses(_VIDEO_NOT_FOUND))
 async def like(video_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> LikeState:
     """Like (idempotent: liking again changes nothing)."""
     return await likes.set_liked(session, user.id, video_id, True)
 
 
-@router.delete(
-    "/videos/{video_id}/like", response_model=LikeState, responses=responses(_VIDEO_NOT_FOUND)
-)
+@router.delete("/videos/{video_id}/like", responses=responses(_VIDEO_NOT_FOUND))
 async def unlike(video_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> LikeState:
     """Unlike (idempotent)."""
     return await likes.set_liked(session, user.id, video_id, False)
@@ -93,7 +86,6 @@ async def unlike(video_id: uuid.UUID, user: CurrentUser, session: SessionDep) ->
 
 @router.get(
     "/videos/{video_id}/comments",
-    response_model=Page[CommentPublic],
     responses=responses(_VIDEO_NOT_FOUND, (Invalid, "Bad limit or cursor")),
 )
 async def list_comments(
@@ -104,10 +96,7 @@ async def list_comments(
 
 
 @router.post(
-    "/videos/{video_id}/comments",
-    status_code=status.HTTP_201_CREATED,
-    response_model=CommentPublic,
-    responses=responses(_VIDEO_NOT_FOUND, (Invalid, "Body empty, blank or too long")),
+    "/videos/{video_id}/comments", status_code=status.HTTP_201_CREATED, responses=_COMMENT_ERRORS
 )
 async def create_comment(
     video_id: uuid.UUID, body: CommentCreate, user: CurrentUser, session: SessionDep
@@ -117,7 +106,6 @@ async def create_comment(
 
 @router.patch(
     "/videos/{video_id}/comments/{comment_id}",
-    response_model=CommentPublic,
     responses=responses((Forbidden, "Not your comment"), _COMMENT_NOT_FOUND),
 )
 async def edit_comment(

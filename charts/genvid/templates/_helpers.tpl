@@ -169,6 +169,27 @@ affinity:
       key: {{ $key }}
 {{- end }}
 {{- end }}
+{{- if .Values.nats.tls.caSecret }}
+- name: GENVID_NATS_TLS_CA_FILE
+  value: /etc/genvid/nats-ca/ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* The private CA that verifies NATS' certificate (nats.tls.caSecret), for the api and the
+operator. */}}
+{{- define "genvid.natsCaVolume" -}}
+- name: nats-ca
+  secret:
+    secretName: {{ .Values.nats.tls.caSecret }}
+    items:
+      - key: {{ .Values.nats.tls.caKey }}
+        path: ca.crt
+{{- end -}}
+
+{{- define "genvid.natsCaVolumeMount" -}}
+- name: nats-ca
+  mountPath: /etc/genvid/nats-ca
+  readOnly: true
 {{- end -}}
 
 {{/* Fail loudly when a Prometheus Operator kind is enabled but its CRD is not served. */}}

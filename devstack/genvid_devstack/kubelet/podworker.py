@@ -147,10 +147,6 @@ class PodWorker:
             timer = None if self.record.terminating else await self._start_due()
             await self._report()
             if podstatus.pod_phase(self.pod, self.record) in podstatus.TERMINAL_PHASES:
-                # A container that exits while the report above is on its way (a process done
-                # in milliseconds) makes the pod terminal after that report was computed: send
-                # the final status too, or it is never reported at all.
-                await self._report()
                 return
             deadline = self._deadline_in()
             timers = [t for t in (timer, deadline) if t is not None]
@@ -320,15 +316,25 @@ class PodWorker:
     # -- reporting -----------------------------------------------------------------------------
 
     async def _report(self) -> None:
-        status = podstatus.pod_status(
-            self.pod, self.record, host_ip=self._settings.host_ip, now=_now()
-        )
-        if status == self._reported:
-            return
+        """Patch the status until the last one reported is the pod's current one.
+
+        A container can exit while a patch is on its way (a process done in milliseconds): the
+        status sent was computed before that exit, so it is computed again after every patch,
+        or the pod's final status would never be reported.
+        """
+        while True:
+            status = podstatus.pod_status(
+                self.pod, self.record, host_ip=self._settings.host_ip, now=_now()
+            )
+            if status == self._reported:
+                return
+            await self._patch(status)
+            self._reported = status
+
+    async def _patch(self, status: Obj) -> None:
         while True:
             try:
                 await self._api.patch_status(self.pod, status)
-                self._reported = status
                 return
             except (ApiException, aiohttp.ClientError, TimeoutError) as error:
                 if isinstance(error, ApiException) and error.status in (404, 409):
