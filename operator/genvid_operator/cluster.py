@@ -21,13 +21,16 @@ Json = dict[str, Any]
 _MERGE_PATCH = "application/merge-patch+json"
 
 
-async def api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
+async def api_client(connections: int) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG); at
+    most `connections` requests in flight at once (the rest wait for a free connection)."""
     try:
         config.load_incluster_config()
     except config.ConfigException:
         await config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 class Conflict(Exception):
