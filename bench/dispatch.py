@@ -134,6 +134,7 @@ class JobWatch:
 
     async def __aenter__(self) -> JobWatch:
         listed = await self._batch.list_namespaced_job(self._namespace)
+        self.seen.update((job.metadata.name, time.monotonic()) for job in listed.items)
         self._task = asyncio.create_task(self._run(listed.metadata.resource_version))
         return self
 
@@ -144,16 +145,23 @@ class JobWatch:
             await self._task
 
     async def _run(self, version: str) -> None:
-        stream = watch.Watch()
-        async with stream.stream(
-            self._batch.list_namespaced_job,
-            self._namespace,
-            resource_version=version,
-            timeout_seconds=3600,
-        ) as events:
-            async for event in events:
-                name = event["object"].metadata.name
-                self.seen.setdefault(name, time.monotonic())
+        """Watch from `version`; a watch that ends or fails (a loaded apiserver drops some) is
+        followed by a LIST, whose new Jobs count as seen then, and a new watch."""
+        while True:
+            with contextlib.suppress(Exception):
+                async with watch.Watch().stream(
+                    self._batch.list_namespaced_job,
+                    self._namespace,
+                    resource_version=version,
+                    timeout_seconds=300,
+                ) as events:
+                    async for event in events:
+                        self.seen.setdefault(event["object"].metadata.name, time.monotonic())
+            with contextlib.suppress(Exception):
+                listed = await self._batch.list_namespaced_job(self._namespace)
+                for job in listed.items:
+                    self.seen.setdefault(job.metadata.name, time.monotonic())
+                version = listed.metadata.resource_version
 
     async def until(self, names: set[str], seconds: float) -> None:
         deadline = time.monotonic() + seconds
