@@ -57,3 +57,56 @@ def bar_chart(
             )
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")
+
+
+def cdf_chart(path: Path, title: str, unit: str, series: Mapping[str, Sequence[float]]) -> None:
+    """One empirical cumulative distribution per series (a step line: the share of samples at
+    most x), on a common x axis from 0 to the largest sample, with the p50 and p99 marked."""
+    largest = max((value for values in series.values() for value in values), default=0.0) or 1.0
+    left, top, plot_width, plot_height = 60, 40, 560, 300
+    width, height = left + plot_width + 40, top + plot_height + 70
+
+    def x(value: float) -> float:
+        return left + plot_width * value / largest
+
+    def y(share: float) -> float:
+        return top + plot_height * (1 - share)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{y(0)}" x2="{left + plot_width}" y2="{y(0)}" stroke="black"/>',
+        f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{y(1)}" stroke="black"/>',
+    ]
+    for share in (0.5, 0.99, 1.0):
+        parts.append(
+            f'<line x1="{left}" y1="{y(share):.1f}" x2="{left + plot_width}" y2="{y(share):.1f}" '
+            f'stroke="#cccccc" stroke-dasharray="3,3"/>'
+            f'<text x="{left - 6}" y="{y(share) + 4:.1f}" text-anchor="end">p{share * 100:g}</text>'
+        )
+    for tick in range(5):
+        value = largest * tick / 4
+        parts.append(
+            f'<text x="{x(value):.1f}" y="{y(0) + 16}" text-anchor="middle">'
+            f"{value:.3g} {escape(unit)}</text>"
+        )
+    for index, (name, values) in enumerate(series.items()):
+        colour = _COLOURS[index % len(_COLOURS)]
+        ordered = sorted(values)
+        points = [f"{x(0):.1f},{y(0):.1f}"]
+        for rank, value in enumerate(ordered, start=1):
+            previous = (rank - 1) / len(ordered)
+            points.append(
+                f"{x(value):.1f},{y(previous):.1f} {x(value):.1f},{y(rank / len(ordered)):.1f}"
+            )
+        parts.append(
+            f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" '
+            f'stroke-width="1.5"/>'
+            f'<rect x="{left + index * 200}" y="{height - 20}" width="10" height="10" '
+            f'fill="{colour}"/>'
+            f'<text x="{left + index * 200 + 14}" y="{height - 11}">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    path.write_text("\n".join(parts) + "\n")

@@ -1,8 +1,13 @@
 """The few apiserver calls the operator makes: read and patch VideoGenerations, create, read
-and delete their Jobs, list their pods. Plain dicts come back, as `phases.decide` takes them."""
+and delete their Jobs, list their pods. Plain dicts come back, as `phases.decide` takes them.
+
+Job and pod responses are read as plain JSON (`_preload_content=False`): the client's model
+classes would cost more of the operator's CPU than the request itself, only to be turned back
+into dicts."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from kubernetes_asyncio import client, config
@@ -21,13 +26,16 @@ Json = dict[str, Any]
 _MERGE_PATCH = "application/merge-patch+json"
 
 
-async def api_client() -> client.ApiClient:
-    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG)."""
+async def api_client(connections: int) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG); at
+    most `connections` requests in flight at once (the rest wait for a free connection)."""
     try:
         config.load_incluster_config()
     except config.ConfigException:
         await config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = connections
+    return client.ApiClient(configuration)
 
 
 class Conflict(Exception):
@@ -40,10 +48,6 @@ class Cluster:
         self._custom = client.CustomObjectsApi(api)
         self._batch = client.BatchV1Api(api)
         self._core = client.CoreV1Api(api)
-
-    def _plain(self, obj: Any) -> Json:
-        plain: Json = self._api.sanitize_for_serialization(obj)
-        return plain
 
     async def get_generation(self, namespace: str, name: str) -> VideoGeneration | None:
         try:
@@ -89,17 +93,24 @@ class Cluster:
 
     async def get_job(self, namespace: str, generation: str) -> Json | None:
         try:
-            job = await self._batch.read_namespaced_job(job_name(generation), namespace)
+            return await _plain(
+                self._batch.read_namespaced_job(
+                    job_name(generation), namespace, _preload_content=False
+                )
+            )
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return self._plain(job)
 
     async def create_job(self, body: Json) -> bool:
         """Create the Job; False if it already exists (a retried or restarted reconcile)."""
         try:
-            await self._batch.create_namespaced_job(body["metadata"]["namespace"], body)
+            await _plain(
+                self._batch.create_namespaced_job(
+                    body["metadata"]["namespace"], body, _preload_content=False
+                )
+            )
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -110,8 +121,14 @@ class Cluster:
         """Let the TTL controller delete the finished Job `seconds` after it finished."""
         body = {"spec": {"ttlSecondsAfterFinished": seconds}}
         try:
-            await self._batch.patch_namespaced_job(
-                job_name(generation), namespace, body, _content_type=_MERGE_PATCH
+            await _plain(
+                self._batch.patch_namespaced_job(
+                    job_name(generation),
+                    namespace,
+                    body,
+                    _content_type=_MERGE_PATCH,
+                    _preload_content=False,
+                )
             )
         except ApiException as error:
             if error.status != 404:
@@ -120,18 +137,28 @@ class Cluster:
     async def delete_job(self, namespace: str, generation: str) -> None:
         """Delete the Job and, in the background, its pods: the kubelet kills the worker."""
         try:
-            await self._batch.delete_namespaced_job(
-                job_name(generation), namespace, propagation_policy="Background"
+            await _plain(
+                self._batch.delete_namespaced_job(
+                    job_name(generation),
+                    namespace,
+                    propagation_policy="Background",
+                    _preload_content=False,
+                )
             )
         except ApiException as error:
             if error.status != 404:
                 raise
 
     async def list_pods(self, namespace: str, generation: str) -> list[Json]:
-        pods = await self._core.list_namespaced_pod(
-            namespace, label_selector=f"{GENERATION_LABEL}={generation}"
+        pods = await _plain(
+            self._core.list_namespaced_pod(
+                namespace,
+                label_selector=f"{GENERATION_LABEL}={generation}",
+                _preload_content=False,
+            )
         )
-        return [self._plain(pod) for pod in pods.items]
+        items: list[Json] = pods.get("items") or []
+        return items
 
     async def generation_names(self, namespace: str) -> set[str]:
         """The names of every VideoGeneration in the namespace (metadata only is used)."""
@@ -140,3 +167,17 @@ class Cluster:
 
     async def close(self) -> None:
         await self._api.close()
+
+
+async def _plain(request: Any) -> Json:
+    """The JSON of a response requested with `_preload_content=False`, a failure raised as
+    the client raises it (ApiException with the status)."""
+    response = await request
+    try:
+        body = await response.read()
+    finally:
+        response.release()
+    if not 200 <= response.status <= 299:
+        raise ApiException(status=response.status, reason=body.decode(errors="replace"))
+    document: Json = json.loads(body)
+    return document

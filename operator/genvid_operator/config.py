@@ -76,3 +76,19 @@ class Settings(NatsSettings, BaseSettings):
     # Operations.
     resync_seconds: float = Field(default=30, gt=0)
     metrics_port: int = 8080
+
+    # Dispatch concurrency.
+    worker_limit: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "Objects with a kopf worker at once, per watched resource; unset: no limit. A "
+            "worker lingers 5 s after its object's last event and counts meanwhile, so a "
+            "limit of N handles at most N/5 objects a second (a burst, a restart)."
+        ),
+    )
+    kube_connections: int = Field(
+        default=40,
+        ge=1,
+        description="Requests of the operator's own in flight to the apiserver at most.",
+    )

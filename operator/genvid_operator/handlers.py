@@ -3,6 +3,14 @@
 `register` wires them into a registry once the settings are read: the resync timer's interval
 is a setting, and kopf needs it when the handler is registered. The other handlers find the
 settings in kopf's memo, put there by `__main__` (read once per process).
+
+Jobs and pods are indexed by generation (`kopf.index`): kopf fills the indexes from the watches
+it runs anyway, before any other handler runs, so a pass reads them instead of asking the
+apiserver. An event whose pass has nothing to decide is dropped here: a generation's event for
+a version its last pass already finished with (its own status patch), a settled generation
+without a Job (what a restart over finished generations sees), and a Job's or pod's event of a
+generation no pass holds (settled and forgotten, or its own first pass is still to come and
+will read the indexes then).
 """
 
 from __future__ import annotations
@@ -14,11 +22,17 @@ from typing import Any, cast
 
 import kopf
 
-from genvid_contracts.resource import GROUP, PLURAL, VERSION, VideoGenerationStatus
+from genvid_contracts.resource import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    VideoGeneration,
+    VideoGenerationStatus,
+)
 from genvid_contracts.status import TERMINAL_STATUSES
 from genvid_operator import metrics
 from genvid_operator.admission import Admissions
-from genvid_operator.cluster import Cluster, api_client
+from genvid_operator.cluster import Cluster, Json, api_client
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
 from genvid_operator.mirror import GenerationMirror
@@ -34,16 +48,14 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     kopf.on.startup(registry=registry)(startup)
     kopf.on.cleanup(registry=registry)(cleanup)
     kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(generation_changed)
-    kopf.on.event(
-        "batch",
-        "v1",
-        "jobs",
-        labels={"app.kubernetes.io/managed-by": MANAGED_BY},
-        registry=registry,
-    )(job_changed)
-    kopf.on.event("", "v1", "pods", labels={GENERATION_LABEL: kopf.PRESENT}, registry=registry)(
-        pod_changed
-    )
+    children: list[tuple[str, str, dict[str, Any]]] = [
+        ("batch", "jobs", {"app.kubernetes.io/managed-by": MANAGED_BY}),
+        ("", "pods", {GENERATION_LABEL: kopf.PRESENT}),
+    ]
+    for group, plural, labels in children:
+        index = f"{plural}_by_generation"  # the kwarg name under which handlers receive it
+        kopf.index(group, "v1", plural, labels=labels, id=index, registry=registry)(by_generation)
+        kopf.on.event(group, "v1", plural, labels=labels, registry=registry)(child_changed)
     kopf.timer(
         GROUP,
         VERSION,
@@ -58,21 +70,34 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+def by_generation(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Json]:
+    """A Job or pod under the name of the generation it runs (a copy: kopf's body is live)."""
+    return {labels[GENERATION_LABEL]: dict(body)}
+
+
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    """`kwargs` hold the indexes (empty yet: kopf fills them before the first event handler)."""
+    config: Settings = memo.settings
+    jobs: kopf.Index[str, Json] = kwargs["jobs_by_generation"]
+    pods: kopf.Index[str, Json] = kwargs["pods_by_generation"]
     # Idle watch streams can go silent without an error: make them reconnect (kopf #698).
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     settings.networking.request_timeout = 30
+    settings.networking.connect_timeout = 10
+    # kopf does not throttle requests: what bounds the operator's load on the apiserver is its
+    # connection pool (`kube_connections`); kopf's workers, one per object with events, stay
+    # unlimited unless `worker_limit` says otherwise (a limit slows a burst and a restart).
+    settings.queueing.worker_limit = config.worker_limit
     settings.posting.level = logging.WARNING
     settings.persistence.finalizer = f"{GROUP}/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
-    config: Settings = memo.settings
     # kopf retries a failed startup: close what this attempt opened before it does.
     async with contextlib.AsyncExitStack() as opened:
-        cluster = Cluster(await api_client())
+        cluster = Cluster(await api_client(config.kube_connections))
         opened.push_async_callback(cluster.close)
         events = EventPublisher.connect(config.nats_url, config.nats_auth())  # in the background
         opened.push_async_callback(events.close)
@@ -93,6 +118,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
             mirror=mirror,
             admissions=admissions,
             results=StoredResults.from_settings(config),
+            jobs=jobs,
+            pods=pods,
         )
         opened.pop_all()
     kicked = memo.ctx.kicked
@@ -149,13 +176,16 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     await ctx.cluster.close()
 
 
-async def _reconcile(memo: kopf.Memo, namespace: str, name: str, trigger: str) -> None:
+async def _reconcile(
+    memo: kopf.Memo, namespace: str, name: str, trigger: str, body: kopf.Body | None = None
+) -> None:
+    vg = cast(VideoGeneration, dict(body)) if body is not None else None
     try:
         with (
             metrics.RECONCILES_IN_PROGRESS.track_inprogress(),
             metrics.RECONCILE_DURATION.labels(trigger=trigger).time(),
         ):
-            await reconcile(memo.ctx, namespace, name)
+            await reconcile(memo.ctx, namespace, name, vg)
     except NatsUnavailable as exc:
         # Expected while NATS is down: not a failure for kopf to back off from (its timer would
         # wait a minute); the resync publishes the transition at its next interval.
@@ -167,30 +197,31 @@ async def _reconcile(memo: kopf.Memo, namespace: str, name: str, trigger: str) -
 
 
 async def generation_changed(
-    type: str, name: str, namespace: str | None, memo: kopf.Memo, **_: Any
+    type: str, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
     assert namespace, "VideoGeneration is namespaced"
     metrics.watched("generation")
     if type == "DELETED":
         await memo.ctx.vanished([name])
         return
-    await _reconcile(memo, namespace, name, "generation")
+    if memo.ctx.settled_here(namespace, name, cast(VideoGeneration, body)):
+        return
+    await _reconcile(memo, namespace, name, "generation", body)
 
 
-async def job_changed(
-    labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
+async def child_changed(
+    resource: kopf.Resource,
+    labels: kopf.Labels,
+    namespace: str | None,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
+    """A Job or one of its pods changed: a pass for its generation, if one is held."""
     assert namespace, "Jobs and pods are namespaced"
-    metrics.watched("job")
-    await _reconcile(memo, namespace, labels[GENERATION_LABEL], "job")
-
-
-async def pod_changed(
-    labels: kopf.Labels, namespace: str | None, memo: kopf.Memo, **_: Any
-) -> None:
-    assert namespace, "Jobs and pods are namespaced"
-    metrics.watched("pod")
-    await _reconcile(memo, namespace, labels[GENERATION_LABEL], "pod")
+    trigger = "job" if resource.plural == "jobs" else "pod"
+    metrics.watched(trigger)
+    if (namespace, labels[GENERATION_LABEL]) in memo.ctx.known:
+        await _reconcile(memo, namespace, labels[GENERATION_LABEL], trigger)
 
 
 def _unsettled(status: kopf.Status, **_: Any) -> bool:
@@ -199,7 +230,9 @@ def _unsettled(status: kopf.Status, **_: Any) -> bool:
     )
 
 
-async def resync(name: str, namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+async def resync(
+    name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
+) -> None:
     """Level-triggered safety net: a missed event or a failed pass is retried here."""
     assert namespace, "VideoGeneration is namespaced"
-    await _reconcile(memo, namespace, name, "resync")
+    await _reconcile(memo, namespace, name, "resync", body)

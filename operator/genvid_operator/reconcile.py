@@ -12,6 +12,18 @@ long TTL (`unsynced_job_ttl_seconds`, a safety net) that is shortened to
 `ttl_seconds_after_finished` then, so the TTL controller deletes it and `kubectl describe`
 still shows it meanwhile. A Job or pod gone earlier anyway (by hand, an eviction) is not lost:
 the worker's result is read from the bucket (`StoredResults`).
+
+A pass costs as few apiserver requests as it can, because dispatch latency is made of them:
+the Job and the pods come from kopf's indexes (kept by the watches the operator has anyway),
+the VideoGeneration from the event's body or from what the last pass wrote (`Known`). Where an
+index may lag (a Job that finished before its pods' final states arrived, a started generation
+whose Job is missing), the pass asks the apiserver instead of trusting it. A body that turns out
+older than the object is harmless: the status patch carries its resourceVersion, and a Conflict
+makes the pass read the object and decide again. The Job is created before the status that
+admits it is written (one request less before it exists; its fixed name keeps it one per
+generation), and the event a pass's own patch causes is skipped when that pass left nothing to
+decide. A settled generation (final, synced, its Job released) is forgotten, so it costs
+nothing more until it changes.
 """
 
 from __future__ import annotations
@@ -20,7 +32,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +40,7 @@ from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_operator import kube_events, metrics
 from genvid_operator.admission import Admissions
-from genvid_operator.cluster import Cluster, Conflict
+from genvid_operator.cluster import Cluster, Conflict, Json
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import build_job, price_per_second
 from genvid_operator.mirror import GenerationMirror
@@ -43,6 +55,20 @@ _CHARGED = frozenset({GenerationStatus.SUCCEEDED, GenerationStatus.FAILED})
 
 # A pass follows at most this many transitions in a row (QUEUED -> RUNNING -> SUCCEEDED).
 _MAX_STEPS = 4
+
+# kopf's indexes of Jobs and pods by generation name (`handlers.register`): live mappings.
+ChildIndex = Mapping[str, Collection[Json]]
+
+
+@dataclass
+class Known:
+    """What the passes of one unsettled generation have seen: the resourceVersions they read
+    or wrote, and the newest body among them. A body whose version is here is no newer than
+    `body`; `done` says the last pass left nothing to decide from it."""
+
+    body: VideoGeneration
+    versions: set[str] = field(default_factory=set)
+    done: bool = False
 
 
 @dataclass
@@ -59,6 +85,9 @@ class Context:
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
     kicked: set[asyncio.Task[None]] = field(default_factory=set)
+    jobs: ChildIndex = field(default_factory=dict)
+    pods: ChildIndex = field(default_factory=dict)
+    known: dict[tuple[str, str], Known] = field(default_factory=dict)
 
     def limits(self, model: str) -> Limits:
         return Limits(
@@ -69,7 +98,43 @@ class Context:
         )
 
     def forget(self, namespace: str, name: str) -> None:
+        """Drop what is kept of a generation gone or settled: memory does not grow with the
+        generations that ever existed."""
+        self.known.pop((namespace, name), None)
         self.locks.pop((namespace, name), None)
+
+    def job(self, name: str) -> Json | None:
+        return next(iter(self.jobs.get(name, ())), None)
+
+    def seen(self, vg: VideoGeneration) -> None:
+        """`vg` is the newest version a pass has: read, written, or from an event."""
+        meta = vg["metadata"]
+        known = self.known.get((meta["namespace"], meta["name"]))
+        if known is None:
+            known = self.known[(meta["namespace"], meta["name"])] = Known(body=vg)
+        known.body, known.done = vg, False
+        known.versions.add(meta["resourceVersion"])
+
+    def current(
+        self, namespace: str, name: str, body: VideoGeneration | None
+    ) -> VideoGeneration | None:
+        """The newest body at hand without a request: `body` (an event's), unless a pass
+        already read or wrote that version and has a newer one. None: read it."""
+        known = self.known.get((namespace, name))
+        if known is None:
+            return body
+        if body is None or body["metadata"]["resourceVersion"] in known.versions:
+            return known.body
+        return body
+
+    def settled_here(self, namespace: str, name: str, body: VideoGeneration) -> bool:
+        """Nothing to do for this event: its body is a version a pass already finished with
+        (typically the pass's own status patch), or a settled generation with no Job to act
+        on (what an operator starting over finished generations sees)."""
+        known = self.known.get((namespace, name))
+        if known is not None and known.done:
+            return body["metadata"]["resourceVersion"] in known.versions
+        return known is None and settled(body) and self.job(name) is None
 
     def kick(self, names: list[str]) -> None:
         """Reconcile the generations an admission pass let in, now rather than at the next
@@ -117,28 +182,74 @@ def unsynced(status: VideoGenerationStatus) -> bool:
     return int(status.get("eventSeq") or 0) > int(status.get("syncedSeq") or 0)
 
 
-async def reconcile(ctx: Context, namespace: str, name: str) -> None:
+def settled(vg: VideoGeneration) -> bool:
+    """Final and synced: no pass will decide anything for it any more."""
+    status: VideoGenerationStatus = vg.get("status") or {}
+    return status.get("phase") in TERMINAL_STATUSES and not unsynced(status)
+
+
+async def reconcile(
+    ctx: Context, namespace: str, name: str, body: VideoGeneration | None = None
+) -> None:
+    """One pass; `body` is the VideoGeneration as the triggering event had it, if it did."""
     async with ctx.locks[(namespace, name)]:
+        vg = ctx.current(namespace, name, body)
         for _ in range(_MAX_STEPS):
-            vg = await ctx.cluster.get_generation(namespace, name)
             if vg is None:
-                ctx.forget(namespace, name)
-                return
+                vg = await ctx.cluster.get_generation(namespace, name)
+                if vg is None:
+                    break
+            ctx.seen(vg)
             try:
                 vg = await _sync(ctx, vg)
-                if not await _step(ctx, vg):
-                    return
+                moved = await _step(ctx, vg)
             except Conflict:
-                # Another writer moved it first (a second operator): re-read, re-decide.
+                # Another writer moved it first (a second operator), or the body was older
+                # than the object: read it again, decide again.
                 metrics.STATUS_CONFLICTS.inc()
                 log.info("%s/%s: its status changed meanwhile; reading it again", namespace, name)
+                vg = None
+                continue
+            if moved is None:
+                ctx.known[(namespace, name)].done = True
+                if not settled(vg) or ctx.job(name) is not None:
+                    return
+                break
+            vg = moved
+        else:
+            return
+    ctx.forget(namespace, name)
 
 
-async def _step(ctx: Context, vg: VideoGeneration) -> bool:
-    """Decide and act once; True if the status moved (so another step may follow)."""
+async def _children(ctx: Context, vg: VideoGeneration) -> tuple[Json | None, list[Json]]:
+    """The generation's Job and pods, from the indexes where they can be trusted."""
     namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
-    job = await ctx.cluster.get_job(namespace, name)
-    pods = await ctx.cluster.list_pods(namespace, name) if job is not None else []
+    phase = (vg.get("status") or {}).get("phase")
+    job = ctx.job(name)
+    if job is None and phase == GenerationStatus.RUNNING:
+        # A Job that is missing from the index may be only late there: a started generation
+        # would be decided lost (or read from the bucket) on that, so ask.
+        job = await ctx.cluster.get_job(namespace, name)
+    if job is None:
+        return None, []
+    if phase not in TERMINAL_STATUSES and _finished(job):
+        # The Job may reach the index before its pods' final states: the outcome is read
+        # from them once per generation, so read them as they are.
+        return job, await ctx.cluster.list_pods(namespace, name)
+    return job, list(ctx.pods.get(name, ()))
+
+
+def _finished(job: Json) -> bool:
+    return any(
+        condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed")
+        for condition in job.get("status", {}).get("conditions") or []
+    )
+
+
+async def _step(ctx: Context, vg: VideoGeneration) -> VideoGeneration | None:
+    """Decide and act once; the new body if the status moved (another step may follow)."""
+    namespace, name = vg["metadata"]["namespace"], vg["metadata"]["name"]
+    job, pods = await _children(ctx, vg)
     admission = await _admission(ctx, vg, job)
     stored = None
     if ctx.results is not None and needs_stored_result(vg, job, pods):
@@ -146,27 +257,22 @@ async def _step(ctx: Context, vg: VideoGeneration) -> bool:
     decision = decide(
         vg, job, pods, ctx.limits(vg["spec"]["model"]), dt.datetime.now(dt.UTC), admission, stored
     )
-    if job is not None and _finished_and_synced(vg):
+    if job is not None and settled(vg):
         await _release_job(ctx, vg, job)
 
     if decision.delete_job:
         await ctx.cluster.delete_job(namespace, name)
+    if decision.create_job:
+        # Before the status that admits it: the Job's name is fixed, so a pass repeated after
+        # a Conflict finds it (409) and never makes a second one.
+        await _create_job(ctx, vg)
     if decision.status is None:
-        if decision.create_job:
-            await _create_job(ctx, vg)
-        return False
+        return None
     old: VideoGenerationStatus = vg.get("status") or {}
     vg = await ctx.cluster.patch_status(vg, decision.status)
+    ctx.seen(vg)
     _observe(vg, old, ctx.settings.prices_usd_per_second)
-    if decision.create_job:
-        await _create_job(ctx, vg)
-    await _sync(ctx, vg)
-    return True
-
-
-def _finished_and_synced(vg: VideoGeneration) -> bool:
-    status: VideoGenerationStatus = vg.get("status") or {}
-    return status.get("phase") in TERMINAL_STATUSES and not unsynced(status)
+    return await _sync(ctx, vg)
 
 
 async def _release_job(ctx: Context, vg: VideoGeneration, job: dict[str, Any]) -> None:
@@ -205,6 +311,7 @@ async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
         log.debug("no video_generation_jobs row for %s", event["id"])
     await ctx.events.publish_once(event)
     synced = await ctx.cluster.patch_status(vg, {**status, "syncedSeq": status["eventSeq"]})
+    ctx.seen(synced)
     if status.get("phase") in TERMINAL_STATUSES:
         await ctx.admit()  # its place under the caps is free (settled with the mirror write)
     return synced

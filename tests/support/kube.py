@@ -8,9 +8,12 @@ import os
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
 
@@ -60,3 +63,23 @@ def scratch_namespace(kubeconfig: str, prefix: str) -> Iterator[str]:
         yield name
     finally:
         kubectl(kubeconfig, "delete", "namespace", name, "--wait=false", check=False)
+
+
+ApiRequest = tuple[str, str, str, str]
+"""(verb, resource, subresource, scope) of `apiserver_request_total`."""
+
+
+def apiserver_requests(kubeconfig: str) -> Counter[ApiRequest]:
+    """The apiserver's own count of the requests it served since it started (every client's),
+    from its /metrics, summed over response codes and API versions."""
+    exposition = kubectl(kubeconfig, "get", "--raw", "/metrics").stdout
+    counts: Counter[ApiRequest] = Counter()
+    for family in text_string_to_metric_families(exposition):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            if sample.name == "apiserver_request_total":
+                labels = sample.labels
+                key = (labels["verb"], labels["resource"], labels["subresource"], labels["scope"])
+                counts[key] += int(sample.value)
+    return counts
