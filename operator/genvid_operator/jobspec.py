@@ -61,9 +61,19 @@ def worker_args(name: str, spec: VideoGenerationSpec, price: Decimal) -> list[st
     return [f"--{key}={literal(str(value))}" for key, value in options.items() if value is not None]
 
 
+# How many attempts earlier Jobs of the generation used (their pods lost with them): the
+# Job's own retries are what the generation has left, so no Job restarts the count.
+PRIOR_ATTEMPTS_ANNOTATION = f"{GROUP}/prior-attempts"
+
+
+def prior_attempts(job: dict[str, Any]) -> int:
+    return int(job.get("metadata", {}).get("annotations", {}).get(PRIOR_ATTEMPTS_ANNOTATION) or 0)
+
+
 def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[str, Any]:
     meta = vg["metadata"]
     name = meta["name"]
+    prior = int((vg.get("status") or {}).get("attempts") or 0)
     pod_labels = labels(name)
     config_name = settings.worker_config_name
     return {
@@ -73,6 +83,7 @@ def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[s
             "name": job_name(name),
             "namespace": meta["namespace"],
             "labels": pod_labels,
+            "annotations": {PRIOR_ATTEMPTS_ANNOTATION: str(prior)},
             "ownerReferences": [
                 {
                     "apiVersion": f"{GROUP}/{VERSION}",
@@ -85,7 +96,7 @@ def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[s
             ],
         },
         "spec": {
-            "backoffLimit": settings.max_retries,
+            "backoffLimit": max(settings.max_retries - prior, 0),
             "activeDeadlineSeconds": settings.active_deadline_seconds,
             # Shortened once the terminal status is synced (reconcile): until then a safety net.
             "ttlSecondsAfterFinished": settings.unsynced_job_ttl_seconds,

@@ -27,7 +27,7 @@ from typing import Any, cast
 from genvid_contracts.resource import Condition, VideoGeneration, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_contracts.worker import EXIT_PERMANENT, Reason, WorkerResult, read_result
-from genvid_operator.jobspec import CONTAINER, job_name
+from genvid_operator.jobspec import CONTAINER, job_name, prior_attempts
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = GenerationStatus
 
@@ -217,7 +217,8 @@ def _job_condition(job: Json) -> tuple[str, str] | None:
 def _attempts(job: Json) -> int:
     status = job.get("status", {})
     return (
-        int(status.get("failed") or 0)
+        prior_attempts(job)
+        + int(status.get("failed") or 0)
         + int(status.get("succeeded") or 0)
         + int(status.get("active") or 0)
     )

@@ -271,10 +271,24 @@ def test_an_attempt_lost_with_its_job_is_retried_after_the_back_off() -> None:
     assert (due.status["phase"], due.status["reason"]) == ("RUNNING", "Generating")
     assert (due.status["attempts"], due.status.get("nextAttemptAt")) == (2, None)
     assert due.status["eventSeq"] == lost.status["eventSeq"] + 1
-    # The new Job's pod runs: attempt 2 goes on, nothing new to announce.
+    # The new Job (built from the status before the transition) has the retries that remain.
+    replacement = build_job(generation(lost.status), Settings(), Decimal("0.15"))
+    assert replacement["spec"]["backoffLimit"] == LIMITS.max_retries - 1
+    # Its pod runs: attempt 2 goes on, nothing new to announce.
     running = pod("Running", {"running": {}})
     later = NOW + dt.timedelta(seconds=20)
-    assert decide(generation(due.status), job(active=1), [running], LIMITS, later).status is None
+    child = {**job(active=1), "metadata": replacement["metadata"]}
+    assert decide(generation(due.status), child, [running], LIMITS, later).status is None
+    # The replacement's own retry is attempt 3, not 2 again.
+    crashed = pod("Failed", {"terminated": {"exitCode": 1}})
+    retried = decide(
+        generation(due.status),
+        {**child, "status": {"failed": 1, "active": 1}},
+        [crashed, running],
+        LIMITS,
+        later,
+    ).status
+    assert retried is not None and retried["attempts"] == 3
 
 
 def test_an_attempt_lost_with_its_job_fails_when_no_attempt_remains() -> None:
