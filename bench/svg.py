@@ -27,7 +27,9 @@ def bar_chart(
     largest = max((value for values in rows.values() for value in values), default=0.0) or 1.0
     group = len(series) * _BAR + _GAP
     height = _TOP + len(rows) * group + 30
-    width = _LABEL_WIDTH + _PLOT_WIDTH + 90
+    # ~7 px per character of 12 px sans-serif: long labels widen the chart instead of being cut.
+    label_width = max(_LABEL_WIDTH, 7 * max((len(label) for label in rows), default=0) + 20)
+    width = label_width + _PLOT_WIDTH + 90
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="sans-serif" font-size="12">',
@@ -35,7 +37,7 @@ def bar_chart(
         f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
     for index, name in enumerate(series):
-        x = _LABEL_WIDTH + index * 80
+        x = label_width + index * 80
         parts.append(
             f'<rect x="{x}" y="{height - 20}" width="10" height="10" '
             f'fill="{_COLOURS[index % len(_COLOURS)]}"/>'
@@ -44,16 +46,16 @@ def bar_chart(
     for row, (label, values) in enumerate(rows.items()):
         y = _TOP + row * group
         parts.append(
-            f'<text x="{_LABEL_WIDTH - 8}" y="{y + len(series) * _BAR / 2 + 4}" '
+            f'<text x="{label_width - 8}" y="{y + len(series) * _BAR / 2 + 4}" '
             f'text-anchor="end">{escape(label)}</text>'
         )
         for index, value in enumerate(values):
             length = _PLOT_WIDTH * value / largest
             top = y + index * _BAR
             parts.append(
-                f'<rect x="{_LABEL_WIDTH}" y="{top}" width="{length:.1f}" height="{_BAR - 2}" '
+                f'<rect x="{label_width}" y="{top}" width="{length:.1f}" height="{_BAR - 2}" '
                 f'fill="{_COLOURS[index % len(_COLOURS)]}"/>'
-                f'<text x="{_LABEL_WIDTH + length + 4:.1f}" y="{top + _BAR - 4}">'
+                f'<text x="{label_width + length + 4:.1f}" y="{top + _BAR - 4}">'
                 f"{value:.2f} {escape(unit)}</text>"
             )
     parts.append("</svg>")
