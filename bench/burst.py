@@ -12,9 +12,10 @@ loop. Both halves run on the same stack in one run, so the machine's load hits b
    throwaway state folder with dynamic ports: control plane, process kubelet, PostgreSQL, NATS,
    fake-gcs-server, the operator and the api with their default caps.
 2. Platform (between the two direct runs): `--users` accounts each open `GET /events`, then
-   all `--generations` `POST /generate` go out at once (spread evenly over the users; a 503 is
-   retried after its Retry-After with the same Idempotency-Key, and counted), and the run
-   lasts until every generation's terminal event has arrived. The platform's concurrency is
+   the `--generations` `POST /generate` go out at once from all users together, each user's
+   one after the other (as one browser sends them; a 503 is retried after its Retry-After with
+   the same Idempotency-Key, and counted), and the run lasts until every generation's terminal
+   event has arrived. The platform's concurrency is
    the operator's global cap (or twice the users, if fewer: the per-user cap), as admission
    allows.
 3. Direct, once before the platform's burst and once after: the same number of
@@ -232,10 +233,19 @@ async def post(
     by_id[generation.id] = generation
 
 
+async def posts(
+    http: httpx.AsyncClient, token: str, mine: list[Generation], by_id: dict[str, Generation]
+) -> None:
+    """One user's generations, one POST after the other, as one person's browser sends them:
+    the users are concurrent, each user's requests are not."""
+    for generation in mine:
+        await post(http, token, generation, by_id)
+
+
 async def platform(env: dict[str, str], burst: Burst) -> PlatformRun:
     limits = httpx.Limits(max_connections=burst.generations + burst.users + 10)
     async with httpx.AsyncClient(
-        base_url=env["GENVID_API_URL"], timeout=60, trust_env=False, limits=limits
+        base_url=env["GENVID_API_URL"], timeout=300, trust_env=False, limits=limits
     ) as http:
         tokens = [await account(http, n) for n in range(burst.users)]
         by_id: dict[str, Generation] = {}
@@ -253,8 +263,8 @@ async def platform(env: dict[str, str], burst: Burst) -> PlatformRun:
             )
             await asyncio.gather(
                 *(
-                    post(http, tokens[n % len(tokens)], generation, by_id)
-                    for n, generation in enumerate(generations)
+                    posts(http, token, generations[n :: len(tokens)], by_id)
+                    for n, token in enumerate(tokens)
                 )
             )
             deadline = time.monotonic() + burst.timeout_seconds
@@ -479,10 +489,10 @@ def write(burst: Burst, run: PlatformRun, baseline: Baseline, mode: str) -> Path
         "machine": machine_text(),
         "figures": figures(burst, run, baseline),
         "notes": [
-            f"{mode} run: {burst.generations} POST /generate at once from {burst.users} users "
-            f"({burst.generations // burst.users} each), the operator's default caps "
-            f"({burst.concurrency} at a time); the direct baseline ran the same number of "
-            "`python -m genvid_worker` processes with the operator's arguments, "
+            f"{mode} run: {burst.generations} POST /generate from {burst.users} users at once "
+            f"({burst.generations // burst.users} each, one after the other), the operator's "
+            f"default caps ({burst.concurrency} at a time); the direct baseline ran the same "
+            "number of `python -m genvid_worker` processes with the operator's arguments, "
             f"{burst.concurrency} at a time, once right before the burst and once right "
             "after, on the same idle stack; the baseline is the mean of the two.",
             "Everything (control plane, process kubelet, PostgreSQL, NATS, fake-gcs-server, "
@@ -558,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = write(burst, run, Baseline(before, after), mode)
         failed = False
     except (RuntimeError, httpx.HTTPError, asyncpg.PostgresError) as error:
-        print(f"burst: failed: {error}", file=sys.stderr)
+        print(f"burst: failed: {error!r}", file=sys.stderr)
         if stack is not None:
             print(stack.log_tail(40), file=sys.stderr)
         return 1
