@@ -95,7 +95,12 @@ test: lint binaries browser ## Lint, then the whole suite against a fresh local 
 
 ##@ Benchmarks
 
+# Each writes bench/results/<name>.json; the summary then tabulates them (README.md there and
+# the root README's Benchmarks table). BENCH_ARGS=--quick runs every one small.
+BENCHMARKS := admission dispatch sse burst operator_scale
+
 .PHONY: bench
-bench: venv ## Feed and like latency (BENCH_ARGS=--quick: small), then what admission control costs.
+bench: venv $(STACK_BINARIES) ## Every benchmark (BENCH_ARGS=--quick: small), then the results table.
 	$(PY) -m bench $(BENCH_ARGS)
-	$(PY) -m bench.admission
+	for name in $(BENCHMARKS); do $(PY) -m bench.$$name $(BENCH_ARGS); done
+	$(PY) -m bench.summary

@@ -35,7 +35,8 @@ SIGTERM; a failed run keeps its logs in /tmp/<state folder>-logs):
    of every statement of one traced request of each kind (ANALYZE, BUFFERS), into
    `bench/results/plans-<mode>.txt`.
 6. `bench/results/latest.{md,json}` and `feed-<mode>.{md,json}`: latency table, CPU split,
-   api GC pauses, seed time, database size, visibility map, server-side time per statement.
+   api GC pauses, seed time, database size, visibility map, server-side time per statement;
+   and `feed.json` / `feed.svg`, the figures for the benchmarks' table (`bench/summary.py`).
 
 Latencies are client-side wall times over loopback, on the same 2-core machine as the api,
 PostgreSQL and the client itself; CPU used by other processes during each phase is reported.
