@@ -3,9 +3,9 @@
 POST /generate commits the row (resource_created=false) before it creates the resource, then
 sets the flag. If the process dies, or the apiserver is unreachable, in between, the row stays
 unflagged; the reconciler loop here finds such rows once they are older than a grace period
-and creates their resources. The row lock (SELECT ... FOR UPDATE) serializes the request path,
-the reconciler of every api replica and cancellation, and creating is idempotent (409 is
-success), so a resource is never made twice.
+and creates their resources. Creating is idempotent (409 is success), so the request path, the
+reconciler of every api replica and cancellation may all try at once and a resource is still
+made once; the row lock (SELECT ... FOR UPDATE) serializes only their short database updates.
 
 An unflagged row may still have its resource: a create whose answer was lost (timeout, 5xx)
 may have been stored. So a cancel is never settled in the database alone: the resource is
@@ -36,64 +36,75 @@ log = logging.getLogger(__name__)
 REJECTED_REASON = "InvalidSpec"
 
 
-async def ensure_resource(
-    ctx: AppContext, generation_id: uuid.UUID, *, skip_locked: bool = False
-) -> Generation | None:
+async def ensure_resource(ctx: AppContext, generation_id: uuid.UUID) -> Generation | None:
     """Create the generation's resource unless done; returns the generation as it is afterwards.
 
-    A generation with `cancel_requested` gets its resource created canceled, or, if the resource
-    already existed (made by an earlier create whose answer was lost), spec.cancel patched.
-    A resource the apiserver refuses as invalid will never be accepted: the generation becomes
-    REJECTED (published like an operator transition). Unreachable apiserver: the row stays
-    pending for the next pass.
+    No database connection is held while the apiserver answers (that can take seconds under
+    load, and a held connection per request would exhaust the pool): the row is read, the
+    resource created (idempotent: 409 is success), then the row locked and flagged. A cancel
+    that arrived meanwhile is delivered by a patch afterwards, so the resource ends canceled
+    whichever create won. A resource the apiserver refuses as invalid will never be accepted:
+    the generation becomes REJECTED (published like an operator transition). Unreachable
+    apiserver: the row stays pending for the next pass.
     """
     async with ctx.sessions() as session:
-        generation = await generations.lock(session, generation_id, skip_locked=skip_locked)
-        # Not only QUEUED: an unflagged row the operator has moved on (RUNNING) has a resource
-        # (stored by a create whose answer was lost); the create's 409 flags it.
+        generation = await generations.read(session, generation_id)
+        owner = await session.get(User, generation.user_id) if generation else None
+        # Commit, not rollback: ends the transaction without expiring the loaded objects.
+        await session.commit()
+    # Not only QUEUED: an unflagged row the operator has moved on (RUNNING) has a resource
+    # (stored by a create whose answer was lost); the create's 409 flags it.
+    if generation is None or generation.resource_created or generation.status in TERMINAL_STATUSES:
+        return generation
+    try:
+        created = await ctx.kube.create(generation, owner.username if owner else None)
+    except InvalidResource as exc:
+        return await _reject(ctx, generation_id, str(exc))
+    except ApiserverUnavailable as exc:
+        log.warning(
+            "generation %s: resource not created yet (%s); the outbox retries", generation.id, exc
+        )
+        return generation
+    sent_cancel = created and generation.cancel_requested  # created with spec.cancel=true
+    async with ctx.sessions() as session:
+        current = await generations.lock(session, generation_id)
+        if current is None:
+            return None
+        current.resource_created = True
+        if sent_cancel and current.cancel_delivered_at is None:
+            current.cancel_delivered_at = datetime.now(UTC)
+        session.add(current)
+        await session.commit()
+    log.info(
+        "generation %s: resource %s", generation_id, "created" if created else "already existed"
+    )
+    if current.cancel_requested and not sent_cancel:
+        # The resource may predate the cancel (cancel: false): tell it now.
+        await deliver_cancel(ctx, generation_id)
+    return current
+
+
+async def _reject(ctx: AppContext, generation_id: uuid.UUID, error: str) -> Generation | None:
+    async with ctx.sessions() as session:
+        generation = await generations.lock(session, generation_id)
         if (
             generation is None
             or generation.resource_created
             or generation.status in TERMINAL_STATUSES
         ):
-            # Commit, not rollback: ends the transaction without expiring the loaded generation.
             await session.commit()
             return generation
-        try:
-            owner = await session.get(User, generation.user_id)
-            created = await ctx.kube.create(generation, owner.username if owner else None)
-        except InvalidResource as exc:
-            generations.finish_before_creation(
-                generation,
-                GenerationStatus.REJECTED,
-                REJECTED_REASON,
-                f"The request was rejected: {exc}",
-            )
-            session.add(generation)
-            await budgets.release(session, generation)  # it never reached a provider
-            await session.commit()
-            log.warning("generation %s rejected by the apiserver: %s", generation.id, exc)
-            await nats_stream.publish_transition(ctx.js, generation)
-            return generation
-        except ApiserverUnavailable as exc:
-            await session.commit()  # nothing changed; releases the row lock
-            log.warning(
-                "generation %s: resource not created yet (%s); the outbox retries",
-                generation.id,
-                exc,
-            )
-            return generation
-        generation.resource_created = True
-        if created and generation.cancel_requested:
-            generation.cancel_delivered_at = datetime.now(UTC)  # created with spec.cancel=true
+        generations.finish_before_creation(
+            generation,
+            GenerationStatus.REJECTED,
+            REJECTED_REASON,
+            f"The request was rejected: {error}",
+        )
         session.add(generation)
+        await budgets.release(session, generation)  # it never reached a provider
         await session.commit()
-    log.info(
-        "generation %s: resource %s", generation.id, "created" if created else "already existed"
-    )
-    if generation.cancel_requested and not created:
-        # It may predate the cancel (cancel: false): tell it now.
-        await deliver_cancel(ctx, generation.id)
+    log.warning("generation %s rejected by the apiserver: %s", generation_id, error)
+    await nats_stream.publish_transition(ctx.js, generation)
     return generation
 
 
@@ -131,7 +142,7 @@ async def reconcile_once(ctx: AppContext) -> int:
         )
     done = 0
     for generation_id in pending:
-        generation = await ensure_resource(ctx, generation_id, skip_locked=True)
+        generation = await ensure_resource(ctx, generation_id)
         if generation is not None and generation.resource_created:
             done += 1
     for generation_id in cancels:

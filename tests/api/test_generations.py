@@ -245,6 +245,60 @@ async def test_outbox_creates_the_resource_of_a_row_left_behind(
     assert resource["spec"]["seed"] == 7
 
 
+class HeldCreates:
+    """The api's real resource client, with each create held until the test lets it go."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def create(self, *args: Any, **kwargs: Any) -> bool:
+        self.waiting.set()
+        await self.release.wait()
+        return bool(await self._real.create(*args, **kwargs))
+
+
+async def test_no_database_connection_is_held_while_the_apiserver_creates_the_resource(
+    api_settings: Settings, stack_env: dict[str, str], db: asyncpg.Pool
+) -> None:
+    """A slow apiserver must not exhaust the pool: POST /generate gives its connection back
+    before the create; a cancel that comes meanwhile still reaches the resource."""
+    async with in_process_api(api_settings.model_copy(update={"outbox_enabled": False})) as app:
+        ctx = app.app.state.ctx
+        held = HeldCreates(ctx.kube)
+        ctx.kube = held
+        account = await app.register()
+        posting = asyncio.create_task(app.generate(account, prompt="held at the apiserver"))
+        await asyncio.wait_for(held.waiting.wait(), 30)
+        assert ctx.engine.pool.checkedout() == 0
+        job_id = await db.fetchval(
+            "SELECT id FROM video_generation_jobs WHERE user_id = $1", uuid.UUID(account.user_id)
+        )
+        cancelling = asyncio.create_task(
+            app.http.post(f"/generations/{job_id}/cancel", headers=account.auth)
+        )
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT cancel_requested FROM video_generation_jobs WHERE id = $1", job_id
+            ),
+            what="the cancel to be recorded",
+        )
+        held.release.set()
+        assert (await posting).status_code == 202
+        assert (await cancelling).status_code == 202
+    resource = get_resource(stack_env, api_settings.namespace, str(job_id))
+    assert resource is not None and resource["spec"]["cancel"] is True
+    row = await db.fetchrow(
+        "SELECT resource_created, cancel_delivered_at FROM video_generation_jobs WHERE id = $1",
+        job_id,
+    )
+    assert row["resource_created"] and row["cancel_delivered_at"] is not None
+
+
 @pytest.fixture
 def unreachable_kubeconfig(stack_env: dict[str, str], tmp_path: Path) -> str:
     """The stack's kubeconfig, pointing at a port where no apiserver listens."""

@@ -87,23 +87,25 @@ async def get_owned(
 
 
 async def lock(
-    session: AsyncSession,
-    generation_id: uuid.UUID,
-    *,
-    user_id: uuid.UUID | None = None,
-    skip_locked: bool = False,
+    session: AsyncSession, generation_id: uuid.UUID, *, user_id: uuid.UUID | None = None
 ) -> Generation | None:
-    """SELECT ... FOR UPDATE (fresh from the database) inside the session's transaction.
+    """SELECT ... FOR UPDATE (fresh from the database) inside the session's transaction."""
+    return await _fresh(session, generation_id, user_id, for_update=True)
 
-    With skip_locked, a row another transaction holds reads as missing.
-    """
-    statement = (
-        select(Generation)
-        .where(Generation.id == generation_id)
-        .with_for_update(skip_locked=skip_locked)
-    )
+
+async def read(session: AsyncSession, generation_id: uuid.UUID) -> Generation | None:
+    """The row fresh from the database (not the session's cached copy), unlocked."""
+    return await _fresh(session, generation_id, None, for_update=False)
+
+
+async def _fresh(
+    session: AsyncSession, generation_id: uuid.UUID, user_id: uuid.UUID | None, *, for_update: bool
+) -> Generation | None:
+    statement = select(Generation).where(Generation.id == generation_id)
     if user_id is not None:
         statement = statement.where(Generation.user_id == user_id)
+    if for_update:
+        statement = statement.with_for_update()
     return (await session.exec(statement.execution_options(populate_existing=True))).first()
 
 
