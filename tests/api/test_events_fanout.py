@@ -102,7 +102,8 @@ async def test_300_clients_get_their_own_events_exactly_once_and_resume_without_
     early = await ApiClient(a).register("early")
     async with crowd([(http, "/events", early.auth) for http in (a, b)]) as first:
         await publish_transition(js, early.user_id, str(uuid.uuid4()), "QUEUED", 1)
-        assert all(len(await reader.events(1, 30)) == 1 for reader in first)
+        for reader in first:
+            assert len(await reader.events(1, 30)) == 1
         hubs = await stream_consumers(js)
     staying = [
         (user, (a, b)[i % 2], "/events", None)
@@ -145,8 +146,10 @@ async def test_300_clients_get_their_own_events_exactly_once_and_resume_without_
         )
         # Per-generation streams end after the terminal event; /events streams stay quiet.
         await asyncio.gather(
-            *(r.wait_end(30) for r, (*_, gen) in zip(stay, staying, strict=True) if gen),
-            *(r.wait_comments(r.comments + 2, 30) for r in stay),
+            *(
+                r.wait_end(30) if gen else r.wait_comments(r.comments + 2, 30)
+                for r, (*_, gen) in zip(stay, staying, strict=True)
+            )
         )
         assert all(reader._events == [] for reader in stay)
 

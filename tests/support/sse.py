@@ -102,16 +102,26 @@ StreamRequest = tuple[httpx.AsyncClient, str, dict[str, str]]
 
 @contextlib.asynccontextmanager
 async def crowd(
-    requests: Sequence[StreamRequest], seconds: float = 120
+    requests: Sequence[StreamRequest], seconds: float = 120, connecting: int = 10
 ) -> AsyncIterator[list[SseReader]]:
     """Every stream of `requests` open at once, each answered 200 and past its first heartbeat
-    (so the server holds it), in the order given; all closed on exit."""
+    (so the server holds it), in the order given; all closed on exit. At most `connecting` are
+    being opened at a time, as clients arrive in life (not all within one database pool's
+    wait)."""
     readers: list[SseReader | None] = [None] * len(requests)
     release = asyncio.Event()
+    gate = asyncio.Semaphore(connecting)
 
     async def hold(index: int, request: StreamRequest) -> None:
         http, url, headers = request
-        async with sse(http, url, headers) as reader:
+        async with contextlib.AsyncExitStack() as stack:
+            async with gate:  # until the answer's headers: the database work is done by then
+                reader = await stack.enter_async_context(sse(http, url, headers))
+                # A loaded server may ask to come back (503, Retry-After), as EventSource would.
+                while reader.response.status_code == 503:
+                    await stack.aclose()
+                    await asyncio.sleep(1)
+                    reader = await stack.enter_async_context(sse(http, url, headers))
             assert reader.response.status_code == 200, await reader.response.aread()
             await reader.wait_comments(1, seconds)
             readers[index] = reader
