@@ -52,6 +52,7 @@ QUICK_STEPS = (200, 500, 1_000)
 STREAMS_PER_IDLE_USER = 10
 CONNECTING_AT_ONCE = 20
 DELIVERY_TIMEOUT_SECONDS = 60.0
+POLL_SECONDS = 0.05
 SSE_ENV = {
     # The hot user holds thousands of streams; real users are capped at 10.
     "GENVID_SSE_STREAMS_PER_USER": "10000",
@@ -174,14 +175,15 @@ def percentile(samples: Sequence[float], pct: float) -> float:
 async def delivered(
     clients: Sequence[Client], before: Sequence[int], published_at: float
 ) -> dict[str, float]:
-    """Wait for one more arrival at each client; the delays in milliseconds."""
-    deadline = time.monotonic() + DELIVERY_TIMEOUT_SECONDS
-    while any(len(c.arrivals) <= n for c, n in zip(clients, before, strict=True)):
-        if time.monotonic() > deadline:
-            missing = sum(len(c.arrivals) <= n for c, n in zip(clients, before, strict=True))
-            raise RuntimeError(f"{missing} of {len(clients)} clients got nothing")
-        await asyncio.sleep(0.01)
-    times = [c.arrivals[n] for c, n in zip(clients, before, strict=True)]
+    """Wait (at most `DELIVERY_TIMEOUT_SECONDS`) for one more arrival at each client; the
+    delays in milliseconds of those it reached, and how many it did not reach."""
+    for _ in range(round(DELIVERY_TIMEOUT_SECONDS / POLL_SECONDS)):
+        if all(len(c.arrivals) > n for c, n in zip(clients, before, strict=True)):
+            break
+        await asyncio.sleep(POLL_SECONDS)
+    times = [c.arrivals[n] for c, n in zip(clients, before, strict=True) if len(c.arrivals) > n]
+    if not times:
+        raise RuntimeError(f"none of {len(clients)} clients got the event")
     first = min(times)
     spread = [(t - first) * 1000 for t in times]
     from_publish = [(t - published_at) * 1000 for t in times]
@@ -190,6 +192,7 @@ async def delivered(
         "p99_after_first_ms": percentile(spread, 99),
         "p50_after_publish_ms": percentile(from_publish, 50),
         "p99_after_publish_ms": percentile(from_publish, 99),
+        "not_reached": len(clients) - len(times),
     }
 
 
@@ -276,7 +279,8 @@ async def run(services: SseServices, steps: Sequence[int]) -> dict[str, Any]:
                 f"{step:>6} streams, one event to {len(hot)}: after the first p50 "
                 f"{api['p50_after_first_ms']:.1f} ms p99 {api['p99_after_first_ms']:.1f} ms "
                 f"(bare NATS p99 {base['p99_after_first_ms']:.1f} ms); rss {rss:.0f} MiB; "
-                f"consumers {consumers}",
+                f"consumers {consumers}; not reached within {DELIVERY_TIMEOUT_SECONDS:.0f} s: "
+                f"{api['not_reached']}",
                 flush=True,
             )
     for client in hot + idle:
@@ -308,6 +312,17 @@ def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "target": "<= 250 ms at 5,000" if key == "p99_after_first_ms" else None,
                 }
             )
+        out.append(
+            {
+                "name": f"{n} streams, one event to {to}: streams not reached within "
+                f"{DELIVERY_TIMEOUT_SECONDS:.0f} s",
+                "value": level["api"]["not_reached"],
+                "unit": "count",
+                "baseline": f"bare NATS: {level['nats']['not_reached']}",
+                "ratio": None,
+                "target": "0",
+            }
+        )
     last = result["levels"][-1]
     per_1000 = (last["api_rss_mib"] - result["rss_idle_mib"]) / last["streams"] * 1000
     out.append(

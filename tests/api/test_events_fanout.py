@@ -12,12 +12,16 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import asyncpg
 import httpx
+import nats
 import pytest
 from nats.js import JetStreamContext
 
+from genvid_api.nats_stream import ensure_stream
+from genvid_devstack.nats import start_nats
 from support.api import Account, ApiClient
 from support.api_process import ApiProcess
 from support.job_stream import publish_transition, stream_consumers
@@ -169,3 +173,40 @@ async def test_300_clients_get_their_own_events_exactly_once_and_resume_without_
         assert _ids(before) + _ids(after) == user.all_published()
 
     assert await stream_consumers(js) <= hubs
+
+
+async def test_open_streams_receive_what_was_published_while_nats_restarted(
+    start_api: Callable[..., ApiProcess], tmp_path: Path
+) -> None:
+    """The hub subscribes again from where it was: an open stream stays open and receives,
+    late, every event published once NATS is back, none twice."""
+    (tmp_path / "logs").mkdir()
+    server = start_nats(tmp_path, tmp_path / "logs")
+    api = start_api("fanout-nats", GENVID_NATS_URL=server.url, GENVID_OUTBOX_ENABLED="false")
+    generation = str(uuid.uuid4())
+    try:
+        async with crowd_client(api.url) as http:
+            account = await ApiClient(http).register("restart")
+
+            async def publish(seq: int) -> int:
+                client = await nats.connect(server.url)
+                try:
+                    await ensure_stream(client.jetstream())
+                    status = "QUEUED" if seq == 1 else "RUNNING"
+                    return await publish_transition(
+                        client.jetstream(), account.user_id, generation, status, seq
+                    )
+                finally:
+                    await client.close()
+
+            async with crowd([(http, "/events", account.auth)]) as [stream]:
+                published = [await publish(1)]
+                assert _ids(await stream.events(1, 30)) == published
+                server.process.stop()
+                server = await asyncio.to_thread(start_nats, tmp_path, tmp_path / "logs")
+                published += [await publish(seq) for seq in (2, 3, 4)]
+                received = await stream.events(3, 60)
+                assert _ids(received) == published[1:]
+                assert not stream.ended
+    finally:
+        server.process.stop()
