@@ -140,6 +140,11 @@ class Settings(DatabaseSettings, NatsSettings):
         gt=0,
         description="How often an open stream renews its slot and checks the account.",
     )
+    sse_queue_events: int = Field(
+        default=256,
+        ge=1,
+        description="Live events an open stream may have waiting; a slower client is ended.",
+    )
 
     # Storage and signed URLs
     bucket: str = "genvid-previews"

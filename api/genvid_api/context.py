@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genvid_api.config import Settings
 from genvid_api.db import SessionFactory
+from genvid_api.fanout import Hub
 from genvid_api.resources import ResourceClient
 from genvid_api.signing import UrlSigner
 
@@ -21,5 +22,6 @@ class AppContext:
     sessions: SessionFactory
     nats: NATS
     js: JetStreamContext
+    hub: Hub
     kube: ResourceClient
     signer: UrlSigner

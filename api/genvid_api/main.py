@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from nats.aio.client import Client as NATS
 
-from genvid_api import errors, metrics, nats_stream, outbox, web
+from genvid_api import errors, fanout, metrics, nats_stream, outbox, web
 from genvid_api.body_limit import BodyLimit
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
@@ -70,6 +70,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             name="genvid-nats-connect",
         )
         stack.push_async_callback(nats_stream.close, nc, connecting)
+        # One consumer of the stream for every event stream this process serves.
+        hub = fanout.Hub(nc, settings.sse_queue_events)
+        hub.start()
+        stack.push_async_callback(hub.close)
         kube = await ResourceClient.connect(settings)
         stack.push_async_callback(kube.close)
         ctx = AppContext(
@@ -78,6 +82,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             sessions=create_session_factory(engine),
             nats=nc,
             js=js,
+            hub=hub,
             kube=kube,
             signer=create_signer(settings),
         )

@@ -1,14 +1,13 @@
 """Generation transitions on NATS JetStream: the stream's configuration, publishing, and
-subscriptions.
+reading single messages.
 
 The operator publishes every transition of a generation as `genvid_contracts.events` defines it
 (subject `genvid.jobs.<user_id>.<generation_id>`, message id `<generation_id>:<event_seq>`, a
 `TransitionEvent` body). The api publishes the same way for the few transitions it makes itself
 (a generation rejected before its resource could exist).
 
-Every SSE connection reads through its own ordered consumer: ephemeral, in memory on the
-server, no acks, filtered on the connection's subject, and deleted when the connection ends.
-Nothing is shared between connections or api processes.
+SSE connections read through the process's one hub (fanout.py), never a consumer of their
+own: the server's consumers do not grow with the clients.
 
 NATS may be down when the api starts, or go away later: the api connects in the background
 (`connect` never blocks start-up), reconnects forever, and meanwhile only what needs NATS fails
@@ -22,26 +21,20 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import nats
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from genvid_api.models import Generation
 from genvid_contracts import events
 from genvid_contracts.events import STREAM_NAME, TransitionEvent
 
 log = logging.getLogger(__name__)
-
-# An ordered consumer whose client vanished without deleting it is removed by the server.
-CONSUMER_INACTIVE_THRESHOLD_SECONDS = 30.0
 
 
 class NatsUnavailable(ConnectionError):
@@ -140,7 +133,7 @@ async def last_sequence(js: JetStreamContext) -> int:
     return int(info.state.last_seq)
 
 
-def _decode(data: bytes | None) -> dict[str, Any] | None:
+def decode(data: bytes | None) -> dict[str, Any] | None:
     try:
         body = json.loads(data or b"")
     except ValueError:
@@ -155,69 +148,7 @@ async def last_event(js: JetStreamContext, subject: str) -> StreamEvent | None:
         raw = await js.get_last_msg(STREAM_NAME, subject)
     except nats.js.errors.NotFoundError:
         return None
-    body = _decode(raw.data)
+    body = decode(raw.data)
     if raw.seq is None or body is None:
         return None
     return StreamEvent(seq=raw.seq, body=body)
-
-
-class Subscription:
-    """The messages of one ordered consumer, in stream order."""
-
-    def __init__(self, sub: JetStreamContext.PushSubscription) -> None:
-        self._sub = sub
-
-    async def next(self, within: float | None = None) -> StreamEvent | None:
-        """The next message, or None if none came within `within` seconds."""
-        while True:
-            try:
-                msg = await self._sub.next_msg(timeout=within)
-            except nats.errors.TimeoutError:
-                return None
-            body = _decode(msg.data)
-            if body is not None:
-                return StreamEvent(seq=msg.metadata.sequence.stream, body=body)
-            log.warning("skipping undecodable message on %s", msg.subject)
-
-
-@contextlib.asynccontextmanager
-async def subscribe(
-    js: JetStreamContext,
-    subject: str,
-    *,
-    start_seq: int | None,
-    idle_heartbeat: float = 5.0,
-) -> AsyncIterator[Subscription]:
-    """An ordered consumer on `subject` from stream sequence `start_seq` (None: the whole
-    retained history), deleted from the server on exit.
-
-    The clean-up is shielded: it runs to the end even when the SSE response is being
-    cancelled (client gone, server shutting down).
-    """
-    # The whole consumer in its config; subscribe adds the ordered consumer's own settings.
-    config = ConsumerConfig(
-        deliver_policy=DeliverPolicy.ALL if start_seq is None else DeliverPolicy.BY_START_SEQUENCE,
-        opt_start_seq=start_seq,
-        idle_heartbeat=idle_heartbeat,
-        inactive_threshold=CONSUMER_INACTIVE_THRESHOLD_SECONDS,
-    )
-    sub = await js.subscribe(subject, stream=STREAM_NAME, ordered_consumer=True, config=config)
-    try:
-        yield Subscription(sub)
-    finally:
-        with anyio.move_on_after(5, shield=True):
-            await _close(js, sub)
-
-
-async def _close(js: JetStreamContext, sub: JetStreamContext.PushSubscription) -> None:
-    # The consumer's name can change when the ordered consumer resets itself.
-    consumer = sub._consumer
-    with contextlib.suppress(Exception):
-        await sub.unsubscribe()
-    try:
-        await js.delete_consumer(STREAM_NAME, consumer)
-    except nats.js.errors.NotFoundError:
-        pass
-    except Exception as exc:
-        # Without interest it goes after CONSUMER_INACTIVE_THRESHOLD_SECONDS anyway.
-        log.info("could not delete consumer %s: %r", consumer, exc)

@@ -20,7 +20,7 @@ from nats.js import JetStreamContext
 
 from support.api import Account, ApiClient, api_env
 from support.api_process import ApiProcess, start_api_process
-from support.job_stream import consumer_count, publish_transition
+from support.job_stream import consumer_count, publish_transition, stream_consumers
 from support.jobs import insert_job
 from support.polling import eventually
 from support.sse import sse
@@ -239,41 +239,42 @@ async def test_events_need_a_token(clients: tuple[ApiClient, ApiClient]) -> None
 # Resources on the NATS server
 
 
-async def test_consumers_go_away_with_their_connections(
+async def test_streams_open_no_consumer_of_their_own(
     clients: tuple[ApiClient, ApiClient], js: JetStreamContext
 ) -> None:
-    """Rounds of clients connect to both processes, per job and per user, and leave."""
+    """Rounds of clients connect to both processes, per job and per user, and leave: the
+    server's consumers stay those of the processes' hubs throughout."""
     a, b = clients
     account, job_id = await user_with_job(a)
     baseline = await consumer_count(js, account.user_id)
+    before = await stream_consumers(js)
     per_round, rounds = 10, 3
     urls = [f"/generations/{job_id}/events", "/events"]
 
-    async def hold(client: ApiClient, url: str, release: asyncio.Event) -> None:
+    async def hold(
+        client: ApiClient, url: str, opened: asyncio.Queue[None], release: asyncio.Event
+    ) -> None:
         async with sse(client.http, url, account.auth) as stream:
             await stream.wait_comments(1)
+            await opened.put(None)
             await release.wait()
 
     for _ in range(rounds):
-        release = asyncio.Event()
+        release, opened = asyncio.Event(), asyncio.Queue[None]()
         holders = [
-            asyncio.create_task(hold((a, b)[i % 2], urls[(i // 2) % 2], release))
+            asyncio.create_task(hold((a, b)[i % 2], urls[(i // 2) % 2], opened, release))
             for i in range(per_round)
         ]
         try:
-
-            async def all_open() -> bool:
-                return await consumer_count(js, account.user_id) == baseline + per_round
-
-            await eventually(all_open, what=f"{per_round} consumers")
+            for _ in range(per_round):
+                async with asyncio.timeout(15):
+                    await opened.get()
+            assert await consumer_count(js, account.user_id) == baseline
+            assert await stream_consumers(js) <= before
         finally:
             release.set()
             await asyncio.gather(*holders)
-
-        async def back_to_baseline() -> bool:
-            return await consumer_count(js, account.user_id) == baseline
-
-        await eventually(back_to_baseline, seconds=10, what="consumers to be deleted")
+    assert await stream_consumers(js) <= before
 
 
 async def test_open_streams_hold_no_database_transaction(
@@ -319,29 +320,34 @@ async def test_two_processes_serve_the_same_client_alike(
 # Shutdown
 
 
-async def test_shutdown_ends_open_streams_and_deletes_their_consumers(
+async def test_shutdown_ends_open_streams_and_deletes_the_hubs_consumer(
     stack_env: dict[str, str], api_migrated: str, api_namespace: str, tmp_path: Path,
     js: JetStreamContext,
 ) -> None:  # fmt: skip
     env = api_env(stack_env, api_migrated, api_namespace)
+    before = await stream_consumers(js)
     server = await asyncio.to_thread(start_api_process, env, tmp_path / "api.log")
     try:
         async with httpx.AsyncClient(base_url=server.url, trust_env=False, timeout=30) as http:
             client = ApiClient(http)
             account = await client.register()
             job_id = await new_job(client, account)
-            baseline = await consumer_count(js, account.user_id)
             async with (
                 sse(http, "/events", account.auth) as user_stream,
                 sse(http, f"/generations/{job_id}/events", account.auth) as job_stream,
             ):
                 await user_stream.wait_comments(1)
                 await job_stream.wait_comments(1)
+                # One consumer for the process (its hub), none of the streams' own.
+                hubs: set[str] = set()
 
-                async def both_open() -> bool:
-                    return await consumer_count(js, account.user_id) == baseline + 2
+                async def hub_subscribed() -> bool:
+                    hubs.update(await stream_consumers(js) - before)
+                    return bool(hubs)
 
-                await eventually(both_open, what="two consumers")
+                await eventually(hub_subscribed, what="the process's hub")
+                assert len(hubs) == 1
+                assert await consumer_count(js, account.user_id) == 0
                 server.process.send_signal(signal.SIGTERM)
                 await user_stream.wait_end(seconds=15)
                 await job_stream.wait_end(seconds=15)
@@ -352,9 +358,9 @@ async def test_shutdown_ends_open_streams_and_deletes_their_consumers(
         assert "Application shutdown complete" in log
         assert "ERROR" not in log and "Traceback" not in log, log
 
-        async def back_to_baseline() -> bool:
-            return await consumer_count(js, account.user_id) == baseline
+        async def hub_gone() -> bool:
+            return (await stream_consumers(js)).isdisjoint(hubs)
 
-        await eventually(back_to_baseline, seconds=10, what="consumers to be deleted")
+        await eventually(hub_gone, seconds=10, what="the hub's consumer to be deleted")
     finally:
         server.stop()

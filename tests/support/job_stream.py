@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from nats.js import JetStreamContext
+from nats.js.api import ConsumerInfo
 
 from genvid_contracts.events import STREAM_NAME, job_subject
 
@@ -44,6 +45,15 @@ async def publish_transition(
 CONSUMER_LIST_PAGE = 256  # the server's page size for $JS.API.CONSUMER.LIST
 
 
+async def _consumers(js: JetStreamContext) -> list[ConsumerInfo]:
+    found: list[ConsumerInfo] = []
+    while True:
+        page = await js.consumers_info(STREAM_NAME, offset=len(found))
+        found += page
+        if len(page) < CONSUMER_LIST_PAGE:
+            return found
+
+
 async def consumer_count(js: JetStreamContext, user_id: str) -> int:
     """Consumers on GENVID_JOBS reading one user's subjects (their job and user streams).
 
@@ -51,14 +61,16 @@ async def consumer_count(js: JetStreamContext, user_id: str) -> int:
     or expiring on a loaded machine, out of the count.
     """
     prefix = job_subject(user_id, "")
-    count, offset = 0, 0
-    while True:
-        page = await js.consumers_info(STREAM_NAME, offset=offset)
-        for info in page:
-            config = info.config
-            subjects = [config.filter_subject or "", *(config.filter_subjects or [])]
-            if any(subject.startswith(prefix) for subject in subjects):
-                count += 1
-        if len(page) < CONSUMER_LIST_PAGE:
-            return count
-        offset += len(page)
+    count = 0
+    for info in await _consumers(js):
+        config = info.config
+        subjects = [config.filter_subject or "", *(config.filter_subjects or [])]
+        if any(subject.startswith(prefix) for subject in subjects):
+            count += 1
+    return count
+
+
+async def stream_consumers(js: JetStreamContext) -> set[str]:
+    """The names of every consumer on GENVID_JOBS, whoever reads it (each api process's hub
+    among them)."""
+    return {info.name for info in await _consumers(js)}

@@ -1,11 +1,12 @@
-"""One reader of server-sent events, for the in-process api and for real processes alike."""
+"""One reader of server-sent events, for the in-process api and for real processes alike, and
+a crowd of them held open at once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,3 +89,53 @@ async def sse(
         "GET", url, headers={**headers, "Accept": "text/event-stream"}, timeout=30
     ) as response:
         yield SseReader(response)
+
+
+def crowd_client(url: str) -> httpx.AsyncClient:
+    """An HTTP client of an api process for a crowd: one connection per stream, no cap."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    return httpx.AsyncClient(base_url=url, timeout=60, trust_env=False, limits=limits)
+
+
+StreamRequest = tuple[httpx.AsyncClient, str, dict[str, str]]
+
+
+@contextlib.asynccontextmanager
+async def crowd(
+    requests: Sequence[StreamRequest], seconds: float = 120, connecting: int = 10
+) -> AsyncIterator[list[SseReader]]:
+    """Every stream of `requests` open at once, each answered 200 and past its first heartbeat
+    (so the server holds it), in the order given; all closed on exit. At most `connecting` are
+    being opened at a time, as clients arrive in life (not all within one database pool's
+    wait)."""
+    readers: list[SseReader | None] = [None] * len(requests)
+    release = asyncio.Event()
+    gate = asyncio.Semaphore(connecting)
+
+    async def hold(index: int, request: StreamRequest) -> None:
+        http, url, headers = request
+        async with contextlib.AsyncExitStack() as stack:
+            async with gate:  # until the answer's headers: the database work is done by then
+                reader = await stack.enter_async_context(sse(http, url, headers))
+                # A loaded server may ask to come back (503, Retry-After), as EventSource would.
+                while reader.response.status_code == 503:
+                    await stack.aclose()
+                    await asyncio.sleep(1)
+                    reader = await stack.enter_async_context(sse(http, url, headers))
+            assert reader.response.status_code == 200, await reader.response.aread()
+            await reader.wait_comments(1, seconds)
+            readers[index] = reader
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(i, request)) for i, request in enumerate(requests)]
+    try:
+        async with asyncio.timeout(seconds):
+            while not all(readers):
+                done = [task for task in holders if task.done()]
+                for task in done:
+                    task.result()  # a stream refused or ended early fails the caller here
+                await asyncio.sleep(0.05)
+        yield [reader for reader in readers if reader is not None]
+    finally:
+        release.set()
+        await asyncio.gather(*holders, return_exceptions=True)

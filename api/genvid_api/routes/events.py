@@ -1,9 +1,9 @@
 """Server-sent events: a generation's transitions, or all of the caller's, from NATS JetStream.
 
-Each connection has its own ordered consumer (see nats_stream.py), so api processes share
-nothing and any of them can serve any client. The SSE `id:` of an event is its JetStream stream
-sequence: a client that reconnects with `Last-Event-ID: N` (or `?last_event_id=N`) resumes at
-N+1, missing nothing and repeating nothing.
+Every connection reads through the process's hub (fanout.py): one consumer of the stream per
+api process, whatever the number of clients. The SSE `id:` of an event is its JetStream stream
+sequence, the same on every process: a client that reconnects with `Last-Event-ID: N` (or
+`?last_event_id=N`) to any of them resumes at N+1, missing nothing and repeating nothing.
 
 `id: 0` is reserved for a snapshot built from the database, sent by a per-generation stream
 only when the generation is finished but the stream holds no terminal event for it (expired
@@ -21,6 +21,7 @@ one) or, within `GENVID_SSE_RECHECK_SECONDS`, when its user is deactivated or th
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -31,10 +32,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from genvid_api import nats_stream
+from genvid_api import fanout, nats_stream
 from genvid_api.context import AppContext
 from genvid_api.deps import AccessClaims, Ctx, CurrentUser
 from genvid_api.errors import (
@@ -46,7 +47,7 @@ from genvid_api.errors import (
     responses,
 )
 from genvid_api.metrics import SSE_EVENTS
-from genvid_api.models import Generation
+from genvid_api.models import Generation, User
 from genvid_api.queries import generations, sse_streams
 from genvid_api.security import TokenClaims
 from genvid_api.views import event_payload
@@ -172,12 +173,20 @@ def _is_terminal(body: dict[str, Any]) -> bool:
     return body.get("status") in TERMINAL_STATUSES
 
 
-async def _event(
-    ctx: AppContext, user_id: uuid.UUID, seq: int, body: dict[str, Any]
-) -> ServerSentEvent:
-    payload = await event_payload(ctx, user_id, body)
+async def _encode(ctx: AppContext, user_id: uuid.UUID, body: dict[str, Any]) -> str:
+    return json.dumps(await event_payload(ctx, user_id, body), separators=(",", ":"))
+
+
+async def _event(ctx: AppContext, user_id: uuid.UUID, event: fanout.Event) -> ServerSentEvent:
+    data = await event.data(user_id, functools.partial(_encode, ctx))
     SSE_EVENTS.inc()
-    return ServerSentEvent(id=str(seq), data=json.dumps(payload, separators=(",", ":")))
+    return ServerSentEvent(id=str(event.seq), data=data)
+
+
+async def _snapshot(ctx: AppContext, user_id: uuid.UUID, generation: Generation) -> ServerSentEvent:
+    return await _event(
+        ctx, user_id, fanout.Event(SNAPSHOT_ID, nats_stream.transition_body(generation))
+    )
 
 
 # How long a stream may take to end by itself once the server is shutting down; below
@@ -197,31 +206,33 @@ def _sse(
     )
 
 
-async def _next_unless(
-    shutdown: anyio.Event, sub: nats_stream.Subscription, within: float | None
-) -> nats_stream.StreamEvent | None:
-    """The subscription's next event, or None on timeout or as soon as shutdown is set."""
-    result: nats_stream.StreamEvent | None = None
-    async with anyio.create_task_group() as group:
-
-        async def receive() -> None:
-            nonlocal result
-            result = await sub.next(within=within)
-            group.cancel_scope.cancel()
-
-        async def watch() -> None:
-            await shutdown.wait()
-            group.cancel_scope.cancel()
-
-        group.start_soon(receive)
-        group.start_soon(watch)
-    return result
-
-
 async def _load(ctx: AppContext, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation | None:
     # A short session of its own: a stream must not hold a database connection.
     async with ctx.sessions() as session:
         return await generations.get_owned(session, user_id, generation_id)
+
+
+@dataclass(frozen=True)
+class _StreamRequest:
+    """What both event streams take: the caller, their token, and where to resume."""
+
+    user: User
+    claims: TokenClaims
+    ctx: AppContext
+    resume: int | None
+
+
+async def _stream_request(
+    user: CurrentUser,
+    claims: AccessClaims,
+    ctx: Ctx,
+    last_event_id: LastEventIdHeader = None,
+    last_event_id_query: LastEventIdQuery = None,
+) -> _StreamRequest:
+    return _StreamRequest(user, claims, ctx, _resume_after(last_event_id, last_event_id_query))
+
+
+StreamRequest = Annotated[_StreamRequest, Depends(_stream_request)]
 
 
 @router.get(
@@ -233,17 +244,10 @@ async def _load(ctx: AppContext, user_id: uuid.UUID, generation_id: uuid.UUID) -
         **responses((NotFound, "No such generation (or not yours)")),
     },
 )
-async def generation_events(
-    generation_id: uuid.UUID,
-    user: CurrentUser,
-    claims: AccessClaims,
-    ctx: Ctx,
-    last_event_id: LastEventIdHeader = None,
-    last_event_id_query: LastEventIdQuery = None,
-) -> Response:
+async def generation_events(generation_id: uuid.UUID, request: StreamRequest) -> Response:
     """The generation's transitions from the first (a late client still sees QUEUED), ending
     after the terminal one."""
-    resume = _resume_after(last_event_id, last_event_id_query)
+    ctx, user, resume = request.ctx, request.user, request.resume
     generation = await _load(ctx, user.id, generation_id)
     if generation is None:
         raise NotFound("Generation")
@@ -260,23 +264,22 @@ async def generation_events(
     await _check_replay(ctx, resume or None)
     # The database knows an end the stream lacks: replay what the stream has, then a snapshot.
     needs_snapshot = finished and not ended_in_stream
-    start_seq = resume + 1 if resume else None
     recheck = max(ctx.settings.sse_heartbeat_seconds, 1.0) * 2
     shutdown = anyio.Event()
-    slot = await _take_slot(ctx, claims)
+    slot = await _take_slot(ctx, request.claims)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         try:
-            async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+            async with fanout.feed(
+                ctx.hub, user.id, generation.id, subject, after=resume or 0, shutdown=shutdown
+            ) as feed:
                 if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
-                    yield await _event(
-                        ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(generation)
-                    )
+                    yield await _snapshot(ctx, user.id, generation)
                     return
                 while True:
-                    event = await _next_unless(shutdown, sub, slot.wait_seconds(recheck))
-                    if shutdown.is_set():
-                        return  # the client reconnects, with Last-Event-ID, to another replica
+                    event = await feed.next(slot.wait_seconds(recheck))
+                    if feed.ended:
+                        return  # the client reconnects, with Last-Event-ID, maybe elsewhere
                     if not await slot.still_valid():
                         return  # the client reconnects with a fresh token, or not at all
                     if event is None:
@@ -287,18 +290,14 @@ async def generation_events(
                         if current.status in TERMINAL_STATUSES:
                             tail = await nats_stream.last_event(ctx.js, subject)
                             if tail is None or not _is_terminal(tail.body):
-                                yield await _event(
-                                    ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(current)
-                                )
+                                yield await _snapshot(ctx, user.id, current)
                                 return
                         continue
-                    yield await _event(ctx, user.id, event.seq, event.body)
+                    yield await _event(ctx, user.id, event)
                     if _is_terminal(event.body):
                         return
                     if needs_snapshot and last is not None and event.seq >= last.seq:
-                        yield await _event(
-                            ctx, user.id, SNAPSHOT_ID, nats_stream.transition_body(generation)
-                        )
+                        yield await _snapshot(ctx, user.id, generation)
                         return
         finally:
             await slot.give_back()
@@ -307,32 +306,27 @@ async def generation_events(
 
 
 @router.get("/events", response_class=EventSourceResponse, responses=_SSE_RESPONSES)
-async def my_events(
-    user: CurrentUser,
-    claims: AccessClaims,
-    ctx: Ctx,
-    last_event_id: LastEventIdHeader = None,
-    last_event_id_query: LastEventIdQuery = None,
-) -> Response:
+async def my_events(request: StreamRequest) -> Response:
     """Transitions of all the caller's generations: new ones only, or everything after
     Last-Event-ID. Never ends by itself."""
-    resume = _resume_after(last_event_id, last_event_id_query)
-    subject = user_subjects(user.id)
+    ctx, user, resume = request.ctx, request.user, request.resume
     await _check_replay(ctx, resume)
-    # "New" means after this request was handled, not after the consumer happens to exist.
-    start_seq = (await nats_stream.last_sequence(ctx.js) if resume is None else resume) + 1
+    # "New" means after this request was handled, not after the hub happens to see it.
+    after = await nats_stream.last_sequence(ctx.js) if resume is None else resume
     shutdown = anyio.Event()
-    slot = await _take_slot(ctx, claims)
+    slot = await _take_slot(ctx, request.claims)
 
     async def stream() -> AsyncIterator[ServerSentEvent]:
         try:
-            async with nats_stream.subscribe(ctx.js, subject, start_seq=start_seq) as sub:
+            async with fanout.feed(
+                ctx.hub, user.id, None, user_subjects(user.id), after=after, shutdown=shutdown
+            ) as feed:
                 while True:
-                    event = await _next_unless(shutdown, sub, slot.wait_seconds(None))
-                    if shutdown.is_set() or not await slot.still_valid():
+                    event = await feed.next(slot.wait_seconds(None))
+                    if feed.ended or not await slot.still_valid():
                         return
                     if event is not None:
-                        yield await _event(ctx, user.id, event.seq, event.body)
+                        yield await _event(ctx, user.id, event)
         finally:
             await slot.give_back()
 

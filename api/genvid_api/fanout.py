@@ -1,0 +1,385 @@
+"""One JetStream feed per api process, fanned out in memory to the event streams that want it.
+
+A consumer per SSE connection made the NATS server's work, and its consumer limit, grow with
+the clients. Instead each api process keeps one push consumer on the whole `GENVID_JOBS`
+stream (the `Hub`), decodes a message only when one of its streams wants it, and hands it to the
+open streams of the user its subject names (and, for a per-generation stream, of that
+generation). The payload a client receives depends only on the event and its owner, so it is
+built (and its URLs signed) once per event, however many of the owner's streams send it.
+
+A stream that has something to catch up on (`Last-Event-ID`, or a generation's history) first
+reads it with direct gets of the stream, which leave no consumer behind, while the hub already
+buffers its live events; the two meet at the hub's position when the stream registered, and a
+stream sequence is never sent twice (`Feed`). The SSE `id:` stays the stream sequence, so a
+client may resume on any api process.
+
+Each stream has a bounded queue: a client that does not keep up is ended (EventSource then
+reconnects with Last-Event-ID and replays what it missed), never buffered without bound.
+
+NATS outages: the hub keeps the stream sequence it has dispatched up to, and subscribes again
+from the next one whenever its consumer goes silent (no message and no heartbeat for a few
+heartbeat periods), skips a message, or vanishes (NATS restarted, the stream deleted): open
+streams only see their events arrive late, none lost or repeated. Only when the stream's
+sequences restarted below the hub's position (the stream was recreated) are all open streams
+ended, since their event ids no longer name anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
+
+from genvid_api.nats_stream import NatsUnavailable, decode, require_connected
+from genvid_contracts.events import STREAM_NAME, SUBJECT_PREFIX
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 2.0
+# Heartbeat periods without any message before the hub's consumer is taken for lost.
+SILENT_PERIODS = 3
+# Without interest (the process died) the server removes the hub's consumer after this.
+INACTIVE_THRESHOLD_SECONDS = 30.0
+# How long a new stream waits for the hub's first subscription before answering 503.
+READY_TIMEOUT_SECONDS = 5.0
+
+Encode = Callable[[uuid.UUID, dict[str, Any]], Coroutine[Any, Any, str]]
+
+
+@dataclass(eq=False)
+class Event:
+    """One message of the stream, shared by every stream it goes to."""
+
+    seq: int
+    body: dict[str, Any]
+    _data: dict[uuid.UUID, asyncio.Task[str]] = field(default_factory=dict)
+
+    async def data(self, user_id: uuid.UUID, encode: Encode) -> str:
+        """The event as `user_id` sees it, built once per owner: the first stream to ask
+        builds it, the others wait for the same result (cancelling one does not cancel it)."""
+        task = self._data.get(user_id)
+        if task is None:
+            task = asyncio.create_task(encode(user_id, self.body))
+            self._data[user_id] = task
+        return await asyncio.shield(task)
+
+
+class Listener:
+    """An open stream's place in the hub: its queue of live events, bounded."""
+
+    def __init__(self, user_id: str, generation_id: str | None, limit: int) -> None:
+        self.user_id = user_id
+        self.generation_id = generation_id
+        self.limit = limit
+        self.ended: str | None = None
+        self._events: deque[Event] = deque()
+        self._wake = asyncio.Event()
+
+    def offer(self, event: Event) -> bool:
+        """Queue the event; False when the queue is full."""
+        if len(self._events) >= self.limit:
+            return False
+        self._events.append(event)
+        self._wake.set()
+        return True
+
+    def end(self, reason: str) -> None:
+        self.ended = self.ended or reason
+        self._wake.set()
+
+    async def get(self, within: float | None) -> Event | None:
+        """The next live event; None after `within` seconds without one, or once ended."""
+        try:
+            async with asyncio.timeout(within):
+                while not self._events:
+                    if self.ended:
+                        return None
+                    self._wake.clear()
+                    await self._wake.wait()
+        except TimeoutError:
+            return None
+        return self._events.popleft()
+
+
+def _route(subject: str) -> tuple[str, str] | None:
+    """The user and generation a subject `genvid.jobs.<user>.<generation>` names."""
+    prefix = f"{SUBJECT_PREFIX}."
+    if not subject.startswith(prefix):
+        return None
+    user, _, generation = subject.removeprefix(prefix).partition(".")
+    return (user, generation) if user and generation else None
+
+
+class Hub:
+    """The process's one consumer of the stream and its listeners, by user."""
+
+    def __init__(self, nc: NATS, queue_limit: int) -> None:
+        self._nc = nc
+        self.js = nc.jetstream()
+        self._queue_limit = queue_limit
+        self._listeners: dict[str, set[Listener]] = {}
+        # The stream sequence dispatched up to; None until the first subscription.
+        self.position: int | None = None
+        self._ready = asyncio.Event()
+        self._broken = asyncio.Event()
+        self._sub: Subscription | None = None
+        self._consumer: str | None = None
+        self._generation = 0
+        self._expected = 1
+        self._heard_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="genvid-sse-hub")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for listeners in list(self._listeners.values()):
+            for listener in list(listeners):
+                listener.end("shutdown")
+        await self._unsubscribe()
+
+    @property
+    def listener_count(self) -> int:
+        return sum(len(listeners) for listeners in self._listeners.values())
+
+    async def ready(self) -> int:
+        """The hub's position once it has one (NatsUnavailable if it has none in time)."""
+        require_connected(self.js)
+        if self.position is None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+                    await self._ready.wait()
+        if self.position is None:
+            raise NatsUnavailable("the event feed is not subscribed yet")
+        return self.position
+
+    def join(self, user_id: uuid.UUID, generation_id: uuid.UUID | None) -> tuple[Listener, int]:
+        """A new listener, and the position after which the hub delivers to it (synchronous:
+        nothing is dispatched between the two)."""
+        assert self.position is not None, "join after ready()"
+        listener = Listener(
+            str(user_id), None if generation_id is None else str(generation_id), self._queue_limit
+        )
+        self._listeners.setdefault(listener.user_id, set()).add(listener)
+        return listener, self.position
+
+    def leave(self, listener: Listener) -> None:
+        listeners = self._listeners.get(listener.user_id)
+        if listeners is not None:
+            listeners.discard(listener)
+            if not listeners:
+                del self._listeners[listener.user_id]
+
+    # -- the consumer ---------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self._nc.is_connected:
+                    await self._subscribe()
+                    await self._watch()
+            except (nats.errors.Error, nats.js.errors.Error, TimeoutError) as exc:
+                log.warning("SSE hub: subscription lost, subscribing again: %r", exc)
+            await self._unsubscribe()
+            await asyncio.sleep(1.0)
+
+    async def _watch(self) -> None:
+        """Return once the consumer is lost: silent, a message skipped, or NATS gone."""
+        silence = HEARTBEAT_SECONDS * SILENT_PERIODS
+        while self._nc.is_connected and not self._broken.is_set():
+            if time.monotonic() - self._heard_at > silence:
+                log.warning("SSE hub: no message or heartbeat for %.0f s", silence)
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HEARTBEAT_SECONDS):
+                    await self._broken.wait()
+
+    async def _subscribe(self) -> None:
+        info = await self.js.stream_info(STREAM_NAME)
+        last = int(info.state.last_seq)
+        if self.position is not None and last < self.position:
+            log.warning("SSE hub: stream %s was recreated: ending open streams", STREAM_NAME)
+            for listeners in list(self._listeners.values()):
+                for listener in list(listeners):
+                    listener.end("reset")
+            self.position = last
+        start = (last if self.position is None else self.position) + 1
+        self._generation += 1
+        self._expected = 1
+        self._broken.clear()
+        self._heard_at = time.monotonic()
+        inbox = self._nc.new_inbox()
+        self._sub = await self._nc.subscribe(inbox, cb=self._callback(self._generation))
+        config = ConsumerConfig(
+            deliver_subject=inbox,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=start,
+            ack_policy=AckPolicy.NONE,
+            max_deliver=1,
+            flow_control=True,
+            idle_heartbeat=HEARTBEAT_SECONDS,
+            inactive_threshold=INACTIVE_THRESHOLD_SECONDS,
+            mem_storage=True,
+        )
+        self._consumer = (await self.js.add_consumer(STREAM_NAME, config)).name
+        if self.position is None:
+            self.position = start - 1
+        self._ready.set()
+        log.info("SSE hub: consuming %s from sequence %d", STREAM_NAME, start)
+
+    async def _unsubscribe(self) -> None:
+        sub, consumer = self._sub, self._consumer
+        self._sub = self._consumer = None
+        self._generation += 1  # whatever the old subscription still delivers is ignored
+        with anyio.move_on_after(3, shield=True):
+            if sub is not None:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+            if consumer is not None and self._nc.is_connected:
+                with contextlib.suppress(Exception):
+                    await self.js.delete_consumer(STREAM_NAME, consumer)
+
+    def _callback(self, generation: int) -> Callable[[Msg], Awaitable[None]]:
+        async def on_message(msg: Msg) -> None:
+            if generation != self._generation:
+                return
+            self._heard_at = time.monotonic()
+            if msg.headers and msg.headers.get(Header.STATUS):
+                await self._on_control(msg)
+            else:
+                self._on_data(msg)
+
+        return on_message
+
+    async def _on_control(self, msg: Msg) -> None:
+        """Heartbeats (which say which delivery came last) and flow control requests; any
+        other status (the consumer deleted) means the consumer is lost."""
+        headers = msg.headers or {}
+        last = headers.get(Header.LAST_CONSUMER)
+        if headers.get(Header.STATUS) != "100" or (
+            last is not None and int(last) != self._expected - 1
+        ):
+            self._broken.set()  # a delivery never reached us, or nothing more will
+        if msg.reply:
+            await self._nc.publish(msg.reply)
+
+    def _on_data(self, msg: Msg) -> None:
+        sequence = msg.metadata.sequence
+        if sequence.consumer != self._expected:
+            self._broken.set()
+            return
+        self._expected += 1
+        assert self.position is not None
+        if sequence.stream <= self.position:
+            return
+        self.position = sequence.stream
+        route = _route(msg.subject)
+        listeners = self._listeners.get(route[0]) if route else None
+        if not route or not listeners:
+            return
+        body = decode(msg.data)
+        if body is None:
+            log.warning("SSE hub: skipping undecodable message on %s", msg.subject)
+            return
+        event = Event(sequence.stream, body)
+        for listener in list(listeners):
+            if listener.generation_id not in (None, route[1]):
+                continue
+            if not listener.offer(event):
+                log.info("SSE hub: ending a stream of user %s that fell behind", route[0])
+                listener.end("overflow")
+                self.leave(listener)
+
+
+class Feed:
+    """One stream's events in stream order: what it missed (direct gets), then the hub's."""
+
+    def __init__(
+        self, hub: Hub, listener: Listener, subject: str, after: int, live_from: int
+    ) -> None:
+        self._js = hub.js
+        self._listener = listener
+        self._subject = subject
+        self._live_from = live_from
+        self._replaying = after < live_from
+        self.cursor = after  # the last stream sequence sent (or passed over)
+
+    @property
+    def ended(self) -> str | None:
+        return self._listener.ended
+
+    async def next(self, within: float | None) -> Event | None:
+        """The next event; None after `within` seconds without one, or once ended."""
+        if self._replaying:
+            event = await self._replay_next()
+            if event is not None:
+                return event
+            self._replaying = False
+        while True:
+            event = await self._listener.get(within)
+            if event is None or event.seq > self.cursor:
+                break
+        if event is not None:
+            self.cursor = event.seq
+        return event
+
+    async def _replay_next(self) -> Event | None:
+        while True:
+            try:
+                raw = await self._js.get_msg(
+                    STREAM_NAME, seq=self.cursor + 1, subject=self._subject, next=True
+                )
+            except nats.js.errors.NotFoundError:
+                return None
+            if raw.seq is None or raw.seq > self._live_from:
+                return None
+            self.cursor = raw.seq
+            body = decode(raw.data)
+            if body is not None:
+                return Event(raw.seq, body)
+            log.warning("skipping undecodable message on %s", self._subject)
+
+
+@contextlib.asynccontextmanager
+async def feed(
+    hub: Hub,
+    user_id: uuid.UUID,
+    generation_id: uuid.UUID | None,
+    subject: str,
+    *,
+    after: int,
+    shutdown: anyio.Event,
+) -> AsyncIterator[Feed]:
+    """The events after stream sequence `after` on `subject` (one generation's, or all the
+    user's), for as long as the block lasts; it ends (`Feed.ended`) when `shutdown` is set."""
+    await hub.ready()
+    listener, live_from = hub.join(user_id, generation_id)
+
+    async def end_on_shutdown() -> None:
+        await shutdown.wait()
+        listener.end("shutdown")
+
+    watcher = asyncio.create_task(end_on_shutdown())
+    try:
+        yield Feed(hub, listener, subject, after, live_from)
+    finally:
+        watcher.cancel()
+        hub.leave(listener)
