@@ -78,3 +78,11 @@ class Settings(NatsSettings, BaseSettings):
     # Operations.
     resync_seconds: float = Field(default=30, gt=0)
     metrics_port: int = 8080
+
+    # Retention of finished VideoGenerations (Postgres keeps them; etcd need not).
+    finished_retention_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="A finished VideoGeneration is deleted this long after it finished, once "
+        "its final status is in Postgres and published; the api serves it from Postgres.",
+    )
