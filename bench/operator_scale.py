@@ -199,20 +199,34 @@ def memory_mib(pid: int) -> dict[str, float]:
     return {key: int(fields[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
 
 
-async def bare_list_main(kubeconfig: str) -> None:
-    """The baseline process: LIST every VideoGeneration once, print time and memory (JSON)."""
+# The baseline process: nothing but kubernetes_asyncio, one LIST, its time and memory as JSON.
+_BARE_LIST = """
+import asyncio, json, os, sys, time
+from kubernetes_asyncio import client, config
+
+async def main(kubeconfig, namespace, group, version, plural):
     began = time.monotonic()
-    async with await api_client(Path(kubeconfig)) as api:
+    configuration = client.Configuration()
+    await config.load_kube_config(
+        config_file=kubeconfig, client_configuration=configuration, persist_config=False
+    )
+    async with client.ApiClient(configuration=configuration) as api:
         listed = await client.CustomObjectsApi(api).list_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL
+            group, version, namespace, plural
         )
+    status = dict(line.split(":", 1) for line in open(f"/proc/{os.getpid()}/status"))
+    memory = {key: int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM")}
     figures = {"list_seconds": time.monotonic() - began, "count": len(listed["items"])}
-    print(json.dumps(figures | memory_mib(os.getpid())))
+    print(json.dumps(figures | memory))
+
+asyncio.run(main(*sys.argv[1:]))
+"""
 
 
 def bare_list(kubeconfig: Path) -> dict[str, float]:
+    """A plain process LISTs the resources: time from its start to listed, and its memory."""
     began = time.monotonic()
-    argv = [sys.executable, "-m", "bench.operator_scale", "--bare-list", str(kubeconfig)]
+    argv = [sys.executable, "-c", _BARE_LIST, str(kubeconfig), NAMESPACE, GROUP, VERSION, PLURAL]
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     figures: dict[str, float] = json.loads(out)
     return figures | {"total_seconds": time.monotonic() - began}
@@ -292,6 +306,12 @@ def resynced(count: int, finished: int) -> Callable[[dict[str, float]], bool]:
     return done
 
 
+def tracked(samples: dict[str, float]) -> float:
+    """The operator's per-generation entries in memory (locks and the retention index)."""
+    prefix = "genvid_operator_tracked_generations"
+    return sum(value for key, value in samples.items() if key.startswith(prefix))
+
+
 def released(samples: dict[str, float]) -> bool:
     return (
         samples.get("genvid_operator_tracked_generations{structure=finished}", -1) == 0
@@ -308,6 +328,7 @@ async def measure_size(
     try:
         row["resync_seconds"] = await operator.until(resynced(count, finished), 600)
         row["rss_at_resync_mib"] = memory_mib(operator.pid)["VmRSS"]
+        row["tracked_at_resync"] = tracked(operator.metrics())
         await asyncio.sleep(SETTLE_SECONDS)
         row |= {f"{k}_settled_mib": v for k, v in memory_mib(operator.pid).items()}
         if last and count:
@@ -317,10 +338,7 @@ async def measure_size(
             )
             await asyncio.sleep(SETTLE_SECONDS)
             row["rss_after_delete_mib"] = memory_mib(operator.pid)["VmRSS"]
-            tracked = operator.metrics()
-            row["tracked_after_delete"] = sum(
-                v for k, v in tracked.items() if k.startswith("genvid_operator_tracked_generations")
-            )
+            row["tracked_after_delete"] = tracked(operator.metrics())
             row["left_in_apiserver"] = await remaining(kubeconfig)
     finally:
         operator.stop()
@@ -480,11 +498,7 @@ async def run(root: Path, sizes: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="0, 200 and 1,000 resources")
-    parser.add_argument("--bare-list", metavar="KUBECONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bare_list:
-        asyncio.run(bare_list_main(args.bare_list))
-        return
     sizes = [0, 200, 1000] if args.quick else [0, 1000, 5000, 10000]
     with tempfile.TemporaryDirectory(prefix="genvid-bench-scale-") as folder:
         asyncio.run(run(Path(folder), sizes))
