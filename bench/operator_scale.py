@@ -20,7 +20,7 @@ For each size (0, 1k, 5k, 10k; --quick: 0, 200, 1k), in the same run:
 At the largest size all the resources are then deleted (one DELETE collection) while the
 operator runs; its per-generation entries must be back to 0 and its RSS is read again.
 
-    .venv/bin/python -m bench.operator_scale [--quick]
+    .venv/bin/python -m bench.operator_scale [--quick | --sizes 0,1000,5000,10000]
 
 Writes bench/results/operator_scale.json and the plots operator_scale_rss.svg and
 operator_scale_resync.svg (each against the resource count).
@@ -498,8 +498,11 @@ async def run(root: Path, sizes: list[int]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="0, 200 and 1,000 resources")
+    parser.add_argument("--sizes", help="comma-separated resource counts, ascending, starting at 0")
     args = parser.parse_args()
     sizes = [0, 200, 1000] if args.quick else [0, 1000, 5000, 10000]
+    if args.sizes:
+        sizes = [int(size) for size in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="genvid-bench-scale-") as folder:
         asyncio.run(run(Path(folder), sizes))
 

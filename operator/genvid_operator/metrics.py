@@ -143,7 +143,7 @@ RETENTION_SWEEP_TIME = Gauge(
 TRACKED = Gauge(
     "genvid_operator_tracked_generations",
     "Per-generation entries held in memory, by structure (locks: reconcile locks; finished: "
-    "the retention index). They go when the resource goes, so they follow what exists.",
+    "the retention map). They go when the resource goes, so they follow what exists.",
     ["structure"],
 )
 

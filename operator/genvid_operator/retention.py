@@ -3,16 +3,19 @@ objectRetentionPolicies do it: a finished resource is deleted `finished_retentio
 its status.finishedAt, and only once its final transition is synced (written to Postgres and
 published), so the api keeps serving it from Postgres and no transition is lost.
 
-One sweep over an index rather than a kopf timer per object: a timer is an asyncio task per
-object and puts kopf's finalizer on it (a PATCH each), so 10,000 finished resources would cost
-10,000 tasks and 10,000 writes at every start-up. Instead a kopf index holds only the finished
-and synced resources (uid, resourceVersion and expiry; kopf drops an entry when its object stops
-matching or is deleted), and one loop deletes the expired ones every `resync_seconds`. Each
-delete carries the uid and resourceVersion the index saw as preconditions, so only the version
-judged due is deleted; one that changed since waits for the next sweep.
+One sweep over a map of the finished resources rather than a kopf timer per object: a timer is
+an asyncio task per object and puts kopf's finalizer on it (a PATCH each), so 10,000 finished
+resources would cost 10,000 tasks and 10,000 writes at every start-up. Nor a kopf index: kopf
+holds every handler until an index is filled, and filling one wakes every waiting object on
+each object listed, so with 5,000 resources start-up took minutes (quadratic). Instead an event
+handler keeps a plain map of the finished and synced resources (uid, resourceVersion, expiry),
+dropping one when it changes otherwise or is deleted, and one loop deletes the expired ones
+every `resync_seconds`. Each delete carries the uid and resourceVersion last seen as
+preconditions, so only the version judged due is deleted; one that changed since waits for its
+next event.
 
 The DELETED event then goes through `Context.vanished`, which leaves a finished row as it is and
-forgets the generation's reconcile lock; kopf forgets its own per-object memory and the index
+forgets the generation's reconcile lock; kopf forgets its own per-object memory and this map its
 entry, so the operator's memory follows the resources that exist, not those ever seen.
 """
 
@@ -37,13 +40,10 @@ from genvid_operator.reconcile import unsynced
 
 log = logging.getLogger(__name__)
 
-# The kopf index of finished and synced VideoGenerations (also its keyword in handlers).
-INDEX = "finished_generations"
-
 
 @dataclass(frozen=True, slots=True)
 class Expiring:
-    """A finished and synced VideoGeneration, as the index saw it."""
+    """A finished and synced VideoGeneration, as its last event showed it."""
 
     uid: str
     resource_version: str
@@ -69,39 +69,48 @@ def due(status: Mapping[str, Any], now: dt.datetime, retention: dt.timedelta) ->
 def expired(
     entries: Iterable[tuple[str, Expiring]], now: dt.datetime
 ) -> list[tuple[str, Expiring]]:
-    """The indexed generations whose retention is over, oldest first."""
+    """The generations whose retention is over, oldest first."""
     return sorted(
         ((name, entry) for name, entry in entries if now >= entry.expires_at),
         key=lambda item: item[1].expires_at,
     )
 
 
+class Finished(dict[str, Expiring]):
+    """The finished and synced resources by name, kept from the watch events."""
+
+    def observe(
+        self,
+        event: str,
+        name: str,
+        status: Mapping[str, Any],
+        meta: kopf.Meta,
+        retention: dt.timedelta,
+    ) -> None:
+        expiry = expires_at(status, retention)
+        if event == "DELETED" or expiry is None or meta.uid is None:
+            self.pop(name, None)
+        else:
+            self[name] = Expiring(meta.uid, meta["resourceVersion"], expiry)
+
+
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     retention = dt.timedelta(seconds=settings.finished_retention_seconds)
+    finished = Finished()
 
-    def finished(status: kopf.Status, **_: Any) -> bool:
-        return expires_at(status, retention) is not None
+    def track(type: str, name: str, status: kopf.Status, meta: kopf.Meta, **_: Any) -> None:
+        finished.observe(type, name, status, meta, retention)
 
-    def index(
-        name: str, status: kopf.Status, meta: kopf.Meta, **_: Any
-    ) -> dict[str, Expiring] | None:
-        expiry = expires_at(status, retention)
-        if expiry is None or meta.uid is None:
-            return None
-        return {name: Expiring(meta.uid, meta["resourceVersion"], expiry)}
+    async def startup(memo: kopf.Memo, **_: Any) -> None:
+        metrics.TRACKED.labels(structure="finished").set_function(lambda: float(len(finished)))
+        metrics.TRACKED.labels(structure="locks").set_function(
+            lambda: float(len(memo.ctx.locks)) if hasattr(memo, "ctx") else 0.0
+        )
+        memo.retention_loop = asyncio.create_task(retention_loop(memo, finished), name="retention")
 
-    kopf.index(GROUP, VERSION, PLURAL, id=INDEX, when=finished, registry=registry)(index)
+    kopf.on.event(GROUP, VERSION, PLURAL, id="retention", registry=registry)(track)
     kopf.on.startup(registry=registry, id="retention")(startup)
     kopf.on.cleanup(registry=registry, id="retention")(cleanup)
-
-
-async def startup(memo: kopf.Memo, **kwargs: Any) -> None:
-    index: kopf.Index[str, Expiring] = kwargs[INDEX]
-    metrics.TRACKED.labels(structure="finished").set_function(lambda: float(len(index)))
-    metrics.TRACKED.labels(structure="locks").set_function(
-        lambda: float(len(memo.ctx.locks)) if hasattr(memo, "ctx") else 0.0
-    )
-    memo.retention_loop = asyncio.create_task(retention_loop(memo, index), name="retention")
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -112,13 +121,13 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
             await loop
 
 
-async def retention_loop(memo: kopf.Memo, index: kopf.Index[str, Expiring]) -> None:
+async def retention_loop(memo: kopf.Memo, finished: Finished) -> None:
     """Sweep forever; the context is read at each pass, as the operator's startup makes it."""
     settings: Settings = memo.settings
     while True:
         try:
             if hasattr(memo, "ctx"):
-                await sweep(memo.ctx.cluster, settings.namespace, index)
+                await sweep(memo.ctx.cluster, settings.namespace, finished)
             metrics.RETENTION_SWEEP_TIME.set_to_current_time()
         except asyncio.CancelledError:
             raise
@@ -127,15 +136,18 @@ async def retention_loop(memo: kopf.Memo, index: kopf.Index[str, Expiring]) -> N
         await asyncio.sleep(settings.resync_seconds)
 
 
-async def sweep(cluster: Cluster, namespace: str, index: kopf.Index[str, Expiring]) -> int:
-    """Delete the indexed generations past their retention; returns how many went."""
-    # A copy: the index changes while the deletions are awaited.
-    entries = [(name, entry) for name, store in index.items() for entry in store]
+async def sweep(cluster: Cluster, namespace: str, finished: Finished) -> int:
+    """Delete the finished generations past their retention; returns how many went."""
     deleted = 0
-    for name, entry in expired(entries, dt.datetime.now(dt.UTC)):
+    # A copy: the map changes while the deletions are awaited.
+    for name, entry in expired(list(finished.items()), dt.datetime.now(dt.UTC)):
         if await cluster.delete_generation(namespace, name, entry.uid, entry.resource_version):
             metrics.RETENTION_DELETED.inc()
             deleted += 1
+        elif finished.get(name) == entry:
+            # Gone without a DELETED event seen (a watch gap), or changed: its next event (if
+            # any) brings it back.
+            del finished[name]
     if deleted:
         log.info("retention: deleted %d finished VideoGeneration(s)", deleted)
     return deleted
