@@ -43,6 +43,7 @@ from typing import Any
 
 import httpx
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.svg import line_chart
@@ -176,10 +177,16 @@ async def populate(kubeconfig: Path, start: int, stop: int) -> float:
 
 
 async def delete_all(kubeconfig: Path) -> None:
+    """One DELETE collection; a 504 only means the apiserver goes on deleting after its
+    request timeout (10,000 objects take longer than that)."""
     async with await api_client(kubeconfig) as api:
-        await client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
-            GROUP, VERSION, NAMESPACE, PLURAL
-        )
+        try:
+            await client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
+                GROUP, VERSION, NAMESPACE, PLURAL
+            )
+        except ApiException as error:
+            if error.status != 504:
+                raise
 
 
 async def remaining(kubeconfig: Path) -> int:
@@ -203,6 +210,7 @@ def memory_mib(pid: int) -> dict[str, float]:
 _BARE_LIST = """
 import asyncio, json, os, sys, time
 from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
 
 async def main(kubeconfig, namespace, group, version, plural):
     began = time.monotonic()
@@ -331,6 +339,7 @@ async def measure_size(
         row["tracked_at_resync"] = tracked(operator.metrics())
         await asyncio.sleep(SETTLE_SECONDS)
         row |= {f"{k}_settled_mib": v for k, v in memory_mib(operator.pid).items()}
+        print(json.dumps(row), flush=True)
         if last and count:
             await delete_all(kubeconfig)
             row["delete_seconds"] = await operator.until(released, 600) - (
@@ -340,9 +349,9 @@ async def measure_size(
             row["rss_after_delete_mib"] = memory_mib(operator.pid)["VmRSS"]
             row["tracked_after_delete"] = tracked(operator.metrics())
             row["left_in_apiserver"] = await remaining(kubeconfig)
+            print(json.dumps(row), flush=True)
     finally:
         operator.stop()
-    print(json.dumps(row), flush=True)
     return row
 
 
