@@ -73,7 +73,7 @@ def line_chart(
     x_max = max((x for x, _ in points), default=0.0) or 1.0
     y_max = max([y for _, y in points] + [target or 0.0]) * 1.1 or 1.0
     left, top, plot_w, plot_h = 70, 40, 520, 260
-    width, height = left + plot_w + 40, top + plot_h + 70
+    width, height = left + plot_w + 60, top + plot_h + 50 + 16 * len(lines)
 
     def at(x: float, y: float) -> tuple[float, float]:
         return left + plot_w * x / x_max, top + plot_h * (1 - y / y_max)
@@ -101,7 +101,7 @@ def line_chart(
         parts.append(
             f'<line x1="{left}" y1="{py:.1f}" x2="{left + plot_w}" y2="{py:.1f}" stroke="grey" '
             f'stroke-dasharray="6 4"/><text x="{left + plot_w}" y="{py - 4:.1f}" '
-            f'text-anchor="end" fill="grey">target {target:g} {escape(unit)}</text>'
+            f'text-anchor="end" fill="grey">target {target:.0f} {escape(unit)}</text>'
         )
     for index, (name, series) in enumerate(lines.items()):
         colour = _COLOURS[index % len(_COLOURS)]
@@ -115,10 +115,10 @@ def line_chart(
                 f'<circle cx="{px:.1f}" cy="{py:.1f}" r="3" fill="{colour}"/>'
                 f'<text x="{px + 5:.1f}" y="{py - 5:.1f}" fill="{colour}">{y:.1f}</text>'
             )
-        legend_x = left + index * 200
+        legend_y = top + plot_h + 42 + 16 * index
         parts.append(
-            f'<rect x="{legend_x}" y="{height - 18}" width="10" height="10" fill="{colour}"/>'
-            f'<text x="{legend_x + 14}" y="{height - 9}">{escape(name)}</text>'
+            f'<rect x="{left}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>'
+            f'<text x="{left + 14}" y="{legend_y}">{escape(name)}</text>'
         )
     parts.append("</svg>")
     path.write_text("\n".join(parts) + "\n")
