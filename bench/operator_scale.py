@@ -210,7 +210,6 @@ def memory_mib(pid: int) -> dict[str, float]:
 _BARE_LIST = """
 import asyncio, json, os, sys, time
 from kubernetes_asyncio import client, config
-from kubernetes_asyncio.client.exceptions import ApiException
 
 async def main(kubeconfig, namespace, group, version, plural):
     began = time.monotonic()
@@ -235,8 +234,10 @@ def bare_list(kubeconfig: Path) -> dict[str, float]:
     """A plain process LISTs the resources: time from its start to listed, and its memory."""
     began = time.monotonic()
     argv = [sys.executable, "-c", _BARE_LIST, str(kubeconfig), NAMESPACE, GROUP, VERSION, PLURAL]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    figures: dict[str, float] = json.loads(out)
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the bare LIST failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, float] = json.loads(done.stdout)
     return figures | {"total_seconds": time.monotonic() - began}
 
 
