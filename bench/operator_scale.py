@@ -198,6 +198,20 @@ async def remaining(kubeconfig: Path) -> int:
     return int(left) + len(listed["items"])
 
 
+async def served(kubeconfig: Path, seconds: float = 60) -> None:
+    """Until the apiserver serves VideoGenerations: just after the CRD is established its
+    storage may still answer 429 ("storage is (re)initializing")."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            await remaining(kubeconfig)
+            return
+        except ApiException as error:
+            if error.status != 429 or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
+
+
 def memory_mib(pid: int) -> dict[str, float]:
     """VmRSS (now) and VmHWM (peak) of a process, in MiB."""
     fields = dict(
@@ -485,6 +499,7 @@ async def run(root: Path, sizes: list[int]) -> None:
         kubectl = Path(sys.executable).parent / "kubectl"
         apply_crds(kubectl, state.kubeconfig)
         apps.kubectl_apply(kubectl, state.kubeconfig, apps.namespace_objects(NAMESPACE, {}))
+        await served(state.kubeconfig)
         rows, made, populate_seconds = [], 0, 0.0
         for size in sizes:
             populate_seconds += await populate(state.kubeconfig, made, size)
