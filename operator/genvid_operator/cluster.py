@@ -165,6 +165,24 @@ class Cluster:
         listed = await self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
         return {item["metadata"]["name"] for item in listed.get("items", [])}
 
+    async def delete_generation(
+        self, namespace: str, name: str, uid: str, resource_version: str
+    ) -> bool:
+        """Delete the VideoGeneration only if it is still that object at that version (a
+        precondition, so a version judged due is the one deleted); False if gone or changed."""
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
+        )
+        try:
+            await self._custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name, body=options
+            )
+        except ApiException as error:
+            if error.status in (404, 409):
+                return False
+            raise
+        return True
+
     async def close(self) -> None:
         await self._api.close()
 

@@ -92,3 +92,11 @@ class Settings(NatsSettings, BaseSettings):
         ge=1,
         description="Requests of the operator's own in flight to the apiserver at most.",
     )
+
+    # Retention of finished VideoGenerations (Postgres keeps them; etcd need not).
+    finished_retention_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="A finished VideoGeneration is deleted this long after it finished, once "
+        "its final status is in Postgres and published; the api serves it from Postgres.",
+    )

@@ -30,7 +30,7 @@ from genvid_contracts.resource import (
     VideoGenerationStatus,
 )
 from genvid_contracts.status import TERMINAL_STATUSES
-from genvid_operator import metrics
+from genvid_operator import metrics, retention
 from genvid_operator.admission import Admissions
 from genvid_operator.cluster import Cluster, Json, api_client
 from genvid_operator.config import Settings
@@ -64,6 +64,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         when=_unsettled,
         registry=registry,
     )(resync)
+    retention.register(registry, settings)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:

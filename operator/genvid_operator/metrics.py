@@ -132,6 +132,20 @@ ADMISSION_WAIT = Histogram(
 )
 for _cap in CAPS:
     ADMISSION_WAITING_BY_CAP.labels(cap=_cap)
+RETENTION_DELETED = Counter(
+    "genvid_retention_deleted_total",
+    "Finished VideoGenerations deleted past their retention (their rows stay in Postgres).",
+)
+RETENTION_SWEEP_TIME = Gauge(
+    "genvid_retention_last_sweep_timestamp_seconds",
+    "When the last retention sweep ended (Unix time): the retention loop is alive.",
+)
+TRACKED = Gauge(
+    "genvid_operator_tracked_generations",
+    "Per-generation entries held in memory, by structure (locks: reconcile locks; finished: "
+    "the retention map). They go when the resource goes, so they follow what exists.",
+    ["structure"],
+)
 
 
 def watched(resource: str) -> None:

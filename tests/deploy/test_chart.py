@@ -402,7 +402,7 @@ CAN_I = [
     ("genvid-operator", ["list", "namespaces"], [], True),
     ("genvid-operator", ["delete", "pods"], [], False),
     ("genvid-operator", ["create", "pods"], [], False),
-    ("genvid-operator", ["delete", "videogenerations.genvid.io"], [], False),
+    ("genvid-operator", ["delete", "videogenerations.genvid.io"], [], True),  # retention
     ("genvid-operator", ["get", "secrets"], [], False),
     ("genvid-operator", ["create", "jobs.batch"], ["-n", "default"], False),
     ("genvid-api", ["create", "videogenerations.genvid.io"], [], True),
