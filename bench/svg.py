@@ -85,12 +85,14 @@ def line_chart(
     series: Mapping[str, Sequence[tuple[float, float]]],
     *,
     steps: bool = False,
+    target: float | None = None,
 ) -> None:
     """One line per series of (x, y) points on shared axes from 0; `steps` draws a staircase
-    (each y holds until the next x), which is what a CDF or a completion count is."""
+    (each y holds until the next x), which is what a CDF or a completion count is; `target`, if
+    given, is a dashed horizontal line (a limit to stay under)."""
     points = [point for line in series.values() for point in line]
     x_ticks = _ticks(max((x for x, _ in points), default=0.0))
-    y_ticks = _ticks(max((y for _, y in points), default=0.0))
+    y_ticks = _ticks(max([y for _, y in points] + [target or 0.0]))
     plot_width = _WIDTH - _LEFT - _RIGHT
     plot_height = _HEIGHT - _TOP - _BOTTOM
 
@@ -118,6 +120,13 @@ def line_chart(
             f'<line x1="{_LEFT}" y1="{y_text}" x2="{_WIDTH - _RIGHT}" y2="{y_text}" '
             f'stroke="#dddddd"/><text x="{_LEFT - 6}" y="{float(y_text) + 4:.1f}" '
             f'text-anchor="end">{_tick_text(value)}</text>'
+        )
+    if target is not None:
+        y_text = at(0, target).split(",")[1]
+        parts.append(
+            f'<line x1="{_LEFT}" y1="{y_text}" x2="{_WIDTH - _RIGHT}" y2="{y_text}" '
+            f'stroke="#cc3311" stroke-dasharray="6,4"/><text x="{_WIDTH - _RIGHT}" '
+            f'y="{float(y_text) - 4:.1f}" text-anchor="end" fill="#cc3311">target</text>'
         )
     parts += [
         f'<text x="{_LEFT + plot_width / 2}" y="{bottom + 34}" text-anchor="middle">'
