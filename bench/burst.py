@@ -55,6 +55,7 @@ from urllib.parse import quote
 import asyncpg
 import httpx
 
+from bench.accounts import Auth, register
 from bench.config import RESULTS
 from bench.report import machine_text
 from bench.svg import cdf_chart
@@ -68,7 +69,6 @@ from genvid_operator.config import Settings as OperatorSettings
 from genvid_operator.jobspec import worker_args
 
 _STACK_START_SECONDS = 1800  # a cold machine builds the control-plane binaries first
-_PASSWORD = "Bench-Burst-Password-4711"
 _DURATION_SECONDS = 4
 _POST_ATTEMPTS = 30
 
@@ -104,22 +104,26 @@ class Generation:
     unavailable: int = 0  # 503 answers to its POST, each retried
 
 
-@dataclass
-class PlatformRun:
+@dataclass(kw_only=True)
+class Run:
+    """One way of running the 100: when it began, the machine's load then, and each worker's
+    own generating time (from its log)."""
+
     started: float
     load_average: float
+    generating: list[float] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class PlatformRun(Run):
     generations: list[Generation]
     most_running: int = 0
-    generating: list[float] = field(default_factory=list)
 
 
-@dataclass
-class DirectRun:
-    started: float
-    load_average: float
+@dataclass(kw_only=True)
+class DirectRun(Run):
     ends: list[float] = field(default_factory=list)
     durations: list[float] = field(default_factory=list)
-    generating: list[float] = field(default_factory=list)
     failures: int = 0
 
     @property
@@ -172,24 +176,14 @@ def start_stack(root: Path) -> tuple[Process, dict[str, str]]:
     return stack, read_env_file(root / "state" / "env")
 
 
-async def account(http: httpx.AsyncClient, n: int) -> str:
-    """A new user's access token."""
-    name = f"burst{n}x{uuid.uuid4().hex[:8]}"
-    registered = await http.post(
-        "/auth/register",
-        json={"email": f"{name}@example.com", "username": name, "password": _PASSWORD},
-    )
-    registered.raise_for_status()
-    tokens = await http.post("/auth/token", data={"username": name, "password": _PASSWORD})
-    tokens.raise_for_status()
-    return str(tokens.json()["access_token"])
-
-
 async def watch(
-    http: httpx.AsyncClient, token: str, by_id: dict[str, Generation], opened: asyncio.Event
+    http: httpx.AsyncClient,
+    auth: Auth,
+    by_id: dict[str, Generation],
+    opened: asyncio.Event,
 ) -> None:
     """Note when each transition of this user's generations arrives over `GET /events`."""
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = auth
     async with http.stream("GET", "/events", headers=headers, timeout=None) as response:
         response.raise_for_status()
         opened.set()
@@ -209,11 +203,14 @@ async def watch(
 
 
 async def post(
-    http: httpx.AsyncClient, token: str, generation: Generation, by_id: dict[str, Generation]
+    http: httpx.AsyncClient,
+    auth: Auth,
+    generation: Generation,
+    by_id: dict[str, Generation],
 ) -> None:
     """POST /generate as a careful client does: a 503 (the api's database pool was busy) is
     retried after its Retry-After with the same Idempotency-Key, so nothing is created twice."""
-    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": str(uuid.uuid4())}
+    headers = {**auth, "Idempotency-Key": str(uuid.uuid4())}
     body = {"prompt": generation.prompt, "duration_seconds": _DURATION_SECONDS}
     generation.posted_at = time.time()
     for _ in range(_POST_ATTEMPTS):
@@ -234,12 +231,15 @@ async def post(
 
 
 async def posts(
-    http: httpx.AsyncClient, token: str, mine: list[Generation], by_id: dict[str, Generation]
+    http: httpx.AsyncClient,
+    auth: Auth,
+    mine: list[Generation],
+    by_id: dict[str, Generation],
 ) -> None:
     """One user's generations, one POST after the other, as one person's browser sends them:
     the users are concurrent, each user's requests are not."""
     for generation in mine:
-        await post(http, token, generation, by_id)
+        await post(http, auth, generation, by_id)
 
 
 async def platform(env: dict[str, str], burst: Burst) -> PlatformRun:
@@ -247,12 +247,12 @@ async def platform(env: dict[str, str], burst: Burst) -> PlatformRun:
     async with httpx.AsyncClient(
         base_url=env["GENVID_API_URL"], timeout=300, trust_env=False, limits=limits
     ) as http:
-        tokens = [await account(http, n) for n in range(burst.users)]
+        users = [await register(http, "burst") for _ in range(burst.users)]
         by_id: dict[str, Generation] = {}
-        opened = [asyncio.Event() for _ in tokens]
+        opened = [asyncio.Event() for _ in users]
         watchers = [
-            asyncio.create_task(watch(http, token, by_id, ready))
-            for token, ready in zip(tokens, opened, strict=True)
+            asyncio.create_task(watch(http, auth, by_id, ready))
+            for auth, ready in zip(users, opened, strict=True)
         ]
         try:
             async with asyncio.timeout(30):
@@ -263,8 +263,8 @@ async def platform(env: dict[str, str], burst: Burst) -> PlatformRun:
             )
             await asyncio.gather(
                 *(
-                    posts(http, token, generations[n :: len(tokens)], by_id)
-                    for n, token in enumerate(tokens)
+                    posts(http, auth, generations[n :: len(users)], by_id)
+                    for n, auth in enumerate(users)
                 )
             )
             deadline = time.monotonic() + burst.timeout_seconds

@@ -41,7 +41,10 @@ from typing import Any
 import httpx
 from kubernetes_asyncio import client, config, watch
 
+from bench.accounts import register
+from bench.report import machine_text
 from bench.services import connection
+from bench.summary import figure
 from bench.svg import bar_chart, cdf_chart
 from genvid_contracts.resource import DEFAULT_MODEL, GROUP, KIND, PLURAL, VERSION
 from genvid_devstack import apps
@@ -240,19 +243,6 @@ async def operator_rate(api: client.ApiClient, namespace: str, jobs: int) -> flo
         return jobs / (max(jobs_seen.seen[name] for name in names) - start)
 
 
-async def register(http: httpx.AsyncClient, index: int) -> dict[str, str]:
-    name = f"dispatch{index}{uuid.uuid4().hex[:8]}"
-    password = f"Correct-Horse-{uuid.uuid4().hex[:8]}"
-    answer = await http.post(
-        "/auth/register",
-        json={"email": f"{name}@example.com", "username": name, "password": password},
-    )
-    answer.raise_for_status()
-    tokens = await http.post("/auth/token", data={"username": name, "password": password})
-    tokens.raise_for_status()
-    return {"Authorization": f"Bearer {tokens.json()['access_token']}"}
-
-
 async def post_latencies(
     api: client.ApiClient, api_url: str, namespace: str, rate: float, seconds: float
 ) -> tuple[list[float], list[float], list[str]]:
@@ -260,7 +250,7 @@ async def post_latencies(
     and the answers that were not 202 (left out of both)."""
     requests = int(rate * seconds)
     async with httpx.AsyncClient(base_url=api_url, timeout=60, trust_env=False) as http:
-        users = [await register(http, index) for index in range(max(requests // 10, 1))]
+        users = [await register(http, "dispatch") for _ in range(max(requests // 10, 1))]
         sent: dict[str, float] = {}
         posts: list[float] = []
         refused: list[str] = []
@@ -296,24 +286,6 @@ async def kube(kubeconfig: str) -> AsyncIterator[client.ApiClient]:
     configuration.connection_pool_maxsize = CONCURRENCY * 2
     async with client.ApiClient(configuration) as api:
         yield api
-
-
-def figure(
-    name: str, value: float, unit: str, baseline: str | None, ratio: float | None, target: str
-) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": round(value, 3),
-        "unit": unit,
-        "baseline": baseline,
-        "ratio": None if ratio is None else round(ratio, 3),
-        "target": target or None,
-    }
-
-
-def machine() -> str:
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} CPUs, {memory:.0f} GiB RAM"
 
 
 def main() -> None:
@@ -443,7 +415,7 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
         "benchmark": "dispatch",
         "title": "Operator dispatch: Job-creation rate and POST -> Job latency",
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_text(),
         "figures": figures,
         "notes": [
             f"{args.jobs} Jobs per rate measurement, {CONCURRENCY} requests in flight; "

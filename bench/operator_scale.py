@@ -46,6 +46,8 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.report import machine_text
+from bench.summary import figure
 from bench.svg import line_chart
 from genvid_contracts.resource import GROUP, KIND, PLURAL, VERSION
 from genvid_devstack import apps
@@ -370,22 +372,11 @@ async def measure_size(
     return row
 
 
-def machine() -> str:
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return f"{os.cpu_count()} CPUs, {mem_kib / 2**20:.1f} GiB RAM"
-
-
-def figure(
+def _figure(
     name: str, value: float, unit: str, baseline: str | None, base: float | None, target: str | None
 ) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": round(value, 3),
-        "unit": unit,
-        "baseline": baseline,
-        "ratio": round(value / base, 3) if base else None,
-        "target": target,
-    }
+    """A figure whose ratio is against `base`, the baseline's value."""
+    return figure(name, value, unit, baseline, value / base if base else None, target)
 
 
 def report(rows: list[dict[str, Any]], populate_seconds: float) -> dict[str, Any]:
@@ -395,17 +386,17 @@ def report(rows: list[dict[str, Any]], populate_seconds: float) -> dict[str, Any
     for row in rows[1:]:
         count = row["count"]
         figures += [
-            figure(
+            _figure(
                 f"operator RSS with {count} resources (after 15 s idle)",
                 row["VmRSS_settled_mib"], "MiB", "operator RSS with 0 resources, same run",
                 empty["VmRSS_settled_mib"], "<= 300 MB (286 MiB)",
             ),
-            figure(
+            _figure(
                 f"operator peak RSS with {count} resources",
                 row["VmHWM_settled_mib"], "MiB", f"a bare LIST of the {count} (peak RSS)",
                 row["bare_list"]["VmHWM"], "<= 300 MB (286 MiB)",
             ),
-            figure(
+            _figure(
                 f"start-up resync time with {count} resources",
                 row["resync_seconds"], "s",
                 f"a bare LIST of the {count}, process start to listed",
@@ -413,20 +404,20 @@ def report(rows: list[dict[str, Any]], populate_seconds: float) -> dict[str, Any
             ),
         ]  # fmt: skip
     figures += [
-        figure(
+        _figure(
             "operator RSS with 0 resources", empty["VmRSS_settled_mib"], "MiB",
             "a bare kubernetes_asyncio process (peak RSS, 0 listed)",
             empty["bare_list"]["VmHWM"], None,
         ),
-        figure(
+        _figure(
             f"operator RSS after deleting the {n}", largest["rss_after_delete_mib"], "MiB",
             f"operator RSS with the {n} present", largest["VmRSS_settled_mib"], None,
         ),
-        figure(
+        _figure(
             f"per-generation entries after deleting the {n}", largest["tracked_after_delete"],
             "count", "0 (locks and the retention index)", None, "0",
         ),
-        figure(
+        _figure(
             f"time for the operator to release the {n} after one DELETE collection",
             largest["delete_seconds"], "s", None, None, None,
         ),
@@ -435,7 +426,7 @@ def report(rows: list[dict[str, Any]], populate_seconds: float) -> dict[str, Any
         "benchmark": "operator_scale",
         "title": f"The operator with {n} VideoGenerations: memory and start-up resync",
         "measured_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
+        "machine": machine_text(),
         "figures": figures,
         "rows": rows,
         "notes": [

@@ -50,6 +50,13 @@ class Settings(NatsSettings, BaseSettings):
         ge=0,
         description="The Job's TTL until then: a safety net, its result is in the bucket.",
     )
+    # Finished VideoGenerations: Postgres keeps them; etcd need not.
+    finished_retention_seconds: int = Field(
+        default=7 * 24 * 3600,
+        ge=0,
+        description="A finished VideoGeneration is deleted this long after it finished, once "
+        "its final status is in Postgres and published; the api serves it from Postgres.",
+    )
     worker_cpu: str = "1"
     worker_memory: str = "512Mi"
 
@@ -91,12 +98,4 @@ class Settings(NatsSettings, BaseSettings):
         default=40,
         ge=1,
         description="Requests of the operator's own in flight to the apiserver at most.",
-    )
-
-    # Retention of finished VideoGenerations (Postgres keeps them; etcd need not).
-    finished_retention_seconds: int = Field(
-        default=7 * 24 * 3600,
-        ge=0,
-        description="A finished VideoGeneration is deleted this long after it finished, once "
-        "its final status is in Postgres and published; the api serves it from Postgres.",
     )

@@ -110,6 +110,8 @@ ADMISSION_WAITING_BY_CAP = Gauge(
     "as many as the per-user cap allows) or global (every place is taken).",
     ["cap"],
 )
+for _cap in CAPS:
+    ADMISSION_WAITING_BY_CAP.labels(cap=_cap)
 ADMITTED = Counter(
     "genvid_admission_admitted_total", "Generations admitted under the concurrency caps."
 )
@@ -130,8 +132,6 @@ ADMISSION_WAIT = Histogram(
     "From acceptance to admission under the concurrency caps.",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800),
 )
-for _cap in CAPS:
-    ADMISSION_WAITING_BY_CAP.labels(cap=_cap)
 RETENTION_DELETED = Counter(
     "genvid_retention_deleted_total",
     "Finished VideoGenerations deleted past their retention (their rows stay in Postgres).",
