@@ -57,7 +57,7 @@ INACTIVE_THRESHOLD_SECONDS = 30.0
 # How long a new stream waits for the hub's first subscription before answering 503.
 READY_TIMEOUT_SECONDS = 5.0
 
-Encode = Callable[[uuid.UUID, dict[str, Any]], Coroutine[Any, Any, str]]
+Encode = Callable[[uuid.UUID, "Event"], Coroutine[Any, Any, bytes]]
 
 
 @dataclass(eq=False)
@@ -66,15 +66,18 @@ class Event:
 
     seq: int
     body: dict[str, Any]
-    _data: dict[uuid.UUID, asyncio.Task[str]] = field(default_factory=dict)
+    _frames: dict[uuid.UUID, asyncio.Task[bytes]] = field(default_factory=dict)
 
-    async def data(self, user_id: uuid.UUID, encode: Encode) -> str:
-        """The event as `user_id` sees it, built once per owner: the first stream to ask
-        builds it, the others wait for the same result (cancelling one does not cancel it)."""
-        task = self._data.get(user_id)
+    async def frame(self, user_id: uuid.UUID, encode: Encode) -> bytes:
+        """The event as `user_id` sees it, encoded for the wire once per owner: the first
+        stream to ask builds it, the others wait for the same result (cancelling one does not
+        cancel it), or take it as it is once built."""
+        task = self._frames.get(user_id)
         if task is None:
-            task = asyncio.create_task(encode(user_id, self.body))
-            self._data[user_id] = task
+            task = asyncio.create_task(encode(user_id, self))
+            self._frames[user_id] = task
+        if task.done():
+            return task.result()
         return await asyncio.shield(task)
 
 
@@ -142,18 +145,31 @@ class Hub:
         self._expected = 1
         self._heard_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+        # Set (by sse-starlette, on every response it is given to) when the server begins to
+        # shut down: one waiter for the process ends every listener, not one per stream.
+        self.shutdown = anyio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="genvid-sse-hub")
+        self._shutdown_task = asyncio.create_task(self._end_on_shutdown(), name="genvid-sse-end")
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def _end_on_shutdown(self) -> None:
+        await self.shutdown.wait()
+        self._end_all("shutdown")
+
+    def _end_all(self, reason: str) -> None:
         for listeners in list(self._listeners.values()):
             for listener in list(listeners):
-                listener.end("shutdown")
+                listener.end(reason)
+
+    async def close(self) -> None:
+        for task in (self._task, self._shutdown_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._end_all("shutdown")
         await self._unsubscribe()
 
     @property
@@ -179,6 +195,8 @@ class Hub:
             str(user_id), None if generation_id is None else str(generation_id), self._queue_limit
         )
         self._listeners.setdefault(listener.user_id, set()).add(listener)
+        if self.shutdown.is_set():
+            listener.end("shutdown")
         return listener, self.position
 
     def leave(self, listener: Listener) -> None:
@@ -217,9 +235,7 @@ class Hub:
         last = int(info.state.last_seq)
         if self.position is not None and last < self.position:
             log.warning("SSE hub: stream %s was recreated: ending open streams", STREAM_NAME)
-            for listeners in list(self._listeners.values()):
-                for listener in list(listeners):
-                    listener.end("reset")
+            self._end_all("reset")
             self.position = last
         start = (last if self.position is None else self.position) + 1
         self._generation += 1
@@ -326,6 +342,10 @@ class Feed:
     def ended(self) -> str | None:
         return self._listener.ended
 
+    def end(self, reason: str) -> None:
+        """End the stream: its pending or next `next()` returns None."""
+        self._listener.end(reason)
+
     async def next(self, within: float | None) -> Event | None:
         """The next event; None after `within` seconds without one, or once ended."""
         if self._replaying:
@@ -360,26 +380,13 @@ class Feed:
 
 @contextlib.asynccontextmanager
 async def feed(
-    hub: Hub,
-    user_id: uuid.UUID,
-    generation_id: uuid.UUID | None,
-    subject: str,
-    *,
-    after: int,
-    shutdown: anyio.Event,
+    hub: Hub, user_id: uuid.UUID, generation_id: uuid.UUID | None, subject: str, *, after: int
 ) -> AsyncIterator[Feed]:
     """The events after stream sequence `after` on `subject` (one generation's, or all the
-    user's), for as long as the block lasts; it ends (`Feed.ended`) when `shutdown` is set."""
+    user's), for as long as the block lasts; it ends (`Feed.ended`) when the server shuts down."""
     await hub.ready()
     listener, live_from = hub.join(user_id, generation_id)
-
-    async def end_on_shutdown() -> None:
-        await shutdown.wait()
-        listener.end("shutdown")
-
-    watcher = asyncio.create_task(end_on_shutdown())
     try:
         yield Feed(hub, listener, subject, after, live_from)
     finally:
-        watcher.cancel()
         hub.leave(listener)
