@@ -45,6 +45,7 @@ from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 
 from genvid_api.nats_stream import NatsUnavailable, decode, require_connected
+from genvid_api.sse_response import server_exit
 from genvid_contracts.events import STREAM_NAME, SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -146,16 +147,17 @@ class Hub:
         self._heard_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
-        # Set (by sse-starlette, on every response it is given to) when the server begins to
-        # shut down: one waiter for the process ends every listener, not one per stream.
-        self.shutdown = anyio.Event()
+        self.shutting_down = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="genvid-sse-hub")
         self._shutdown_task = asyncio.create_task(self._end_on_shutdown(), name="genvid-sse-end")
 
     async def _end_on_shutdown(self) -> None:
-        await self.shutdown.wait()
+        """One waiter for the process ends every listener once the server begins to shut
+        down (not a watcher per stream): their streams end, and the server can stop."""
+        await server_exit()
+        self.shutting_down = True
         self._end_all("shutdown")
 
     def _end_all(self, reason: str) -> None:
@@ -195,7 +197,7 @@ class Hub:
             str(user_id), None if generation_id is None else str(generation_id), self._queue_limit
         )
         self._listeners.setdefault(listener.user_id, set()).add(listener)
-        if self.shutdown.is_set():
+        if self.shutting_down:
             listener.end("shutdown")
         return listener, self.position
 

@@ -36,7 +36,7 @@ class Slot:
 
     id: uuid.UUID
     claims: TokenClaims
-    session_ended: bool = False
+    ended: bool = False
     _on_end: Callable[[], None] | None = None
 
     def seconds_left(self) -> float:
@@ -44,17 +44,19 @@ class Slot:
         return max(0.0, (self.claims.expires_at - datetime.now(UTC)).total_seconds())
 
     def still_valid(self) -> bool:
-        """False once the token has expired or the keeper learnt that the session ended."""
-        return not self.session_ended and datetime.now(UTC) < self.claims.expires_at
+        """False once the token has expired, the keeper learnt that the session ended, or
+        the client left."""
+        return not self.ended and datetime.now(UTC) < self.claims.expires_at
 
     def on_end(self, callback: Callable[[], None]) -> None:
-        """Have `callback` wake the stream when its session ends (at once if it has)."""
+        """Have `callback` wake the stream when it must end (at once if it must)."""
         self._on_end = callback
-        if self.session_ended:
+        if self.ended:
             callback()
 
     def end(self) -> None:
-        self.session_ended = True
+        """The session ended or the client left: the stream ends."""
+        self.ended = True
         if self._on_end is not None:
             self._on_end()
 

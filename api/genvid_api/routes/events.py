@@ -26,11 +26,10 @@ import json
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -49,6 +48,7 @@ from genvid_api.metrics import SSE_EVENTS
 from genvid_api.models import Generation, User
 from genvid_api.queries import generations
 from genvid_api.security import TokenClaims
+from genvid_api.sse_response import EventStreamResponse
 from genvid_api.stream_slots import Slot
 from genvid_api.views import event_payload
 from genvid_contracts.events import job_subject, user_subjects
@@ -154,18 +154,11 @@ async def _snapshot(ctx: AppContext, user_id: uuid.UUID, generation: Generation)
     )
 
 
-# How long a stream may take to end by itself once the server is shutting down; below
-# uvicorn's --timeout-graceful-shutdown, after which sse-starlette cancels it.
-SHUTDOWN_GRACE_SECONDS = 3.0
-
-
-def _sse(stream: AsyncIterator[bytes], shutdown: anyio.Event) -> EventSourceResponse:
-    return EventSourceResponse(
+def _sse(stream: AsyncGenerator[bytes, None], slot: Slot) -> EventStreamResponse:
+    return EventStreamResponse(
         stream,
-        ping=0,  # the streams send their own heartbeats
-        shutdown_event=shutdown,
+        on_disconnect=slot.end,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
@@ -231,12 +224,12 @@ async def generation_events(generation_id: uuid.UUID, request: StreamRequest) ->
     recheck = max(heartbeat, 1.0) * 2
     slot = await _take_slot(ctx, request.claims)
 
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         try:
             async with fanout.feed(
                 ctx.hub, user.id, generation.id, subject, after=resume or 0
             ) as feed:
-                slot.on_end(functools.partial(feed.end, "session"))
+                slot.on_end(functools.partial(feed.end, "slot"))
                 if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
                     yield await _snapshot(ctx, user.id, generation)
                     return
@@ -272,7 +265,7 @@ async def generation_events(generation_id: uuid.UUID, request: StreamRequest) ->
         finally:
             await ctx.slots.give_back(slot)
 
-    return _sse(stream(), ctx.hub.shutdown)
+    return _sse(stream(), slot)
 
 
 @router.get("/events", response_class=EventSourceResponse, responses=_SSE_RESPONSES)
@@ -286,12 +279,12 @@ async def my_events(request: StreamRequest) -> Response:
     heartbeat = ctx.settings.sse_heartbeat_seconds
     slot = await _take_slot(ctx, request.claims)
 
-    async def stream() -> AsyncIterator[bytes]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         try:
             async with fanout.feed(
                 ctx.hub, user.id, None, user_subjects(user.id), after=after
             ) as feed:
-                slot.on_end(functools.partial(feed.end, "session"))
+                slot.on_end(functools.partial(feed.end, "slot"))
                 while True:
                     event = await feed.next(_wait(slot, heartbeat))
                     if feed.ended or not slot.still_valid():
@@ -300,4 +293,4 @@ async def my_events(request: StreamRequest) -> Response:
         finally:
             await ctx.slots.give_back(slot)
 
-    return _sse(stream(), ctx.hub.shutdown)
+    return _sse(stream(), slot)
