@@ -53,6 +53,8 @@ QUICK_STEPS = (200, 500, 1_000)
 STREAMS_PER_IDLE_USER = 10
 CONNECTING_AT_ONCE = 20
 DELIVERY_TIMEOUT_SECONDS = 60.0
+# The target (p99 at most 250 ms after the first delivery) is for one event to 5,000 streams.
+TARGET_DELIVERED_TO = 5_000
 POLL_SECONDS = 0.05
 SSE_ENV = {
     # The hot user holds thousands of streams (an event reaches only its owner's streams);
@@ -321,7 +323,9 @@ def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "unit": "ms",
                     "baseline": f"bare NATS fan-out to {to} core subscribers: {base:.2f} ms",
                     "ratio": None if (r := ratio(value, base)) is None else round(r, 2),
-                    "target": "<= 250 ms at 5,000" if key == "p99_after_first_ms" else None,
+                    "target": "<= 250 ms"
+                    if key == "p99_after_first_ms" and to >= TARGET_DELIVERED_TO
+                    else None,
                 }
             )
         out.append(

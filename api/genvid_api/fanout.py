@@ -69,14 +69,20 @@ class Event:
     body: dict[str, Any]
     _frames: dict[uuid.UUID, asyncio.Task[bytes]] = field(default_factory=dict)
 
-    async def frame(self, user_id: uuid.UUID, encode: Encode) -> bytes:
-        """The event as `user_id` sees it, encoded for the wire once per owner: the first
-        stream to ask builds it, the others wait for the same result (cancelling one does not
-        cancel it), or take it as it is once built."""
+    def build(self, user_id: uuid.UUID, encode: Encode) -> asyncio.Task[bytes]:
+        """Start encoding the event as `user_id` sees it, once per owner. The hub starts it
+        when it queues the event, before the owner's streams wake: an encoding that needs no
+        I/O is then done when they ask for it, and none of them waits a second time."""
         task = self._frames.get(user_id)
         if task is None:
             task = asyncio.create_task(encode(user_id, self))
             self._frames[user_id] = task
+        return task
+
+    async def frame(self, user_id: uuid.UUID, encode: Encode) -> bytes:
+        """The event as `user_id` sees it, encoded for the wire: built once per owner, the
+        streams waiting for the same result (cancelling one does not cancel it)."""
+        task = self.build(user_id, encode)
         if task.done():
             return task.result()
         return await asyncio.shield(task)
@@ -85,8 +91,12 @@ class Event:
 class Listener:
     """An open stream's place in the hub: its queue of live events, bounded."""
 
-    def __init__(self, user_id: str, generation_id: str | None, limit: int) -> None:
-        self.user_id = user_id
+    def __init__(
+        self, owner: uuid.UUID, generation_id: str | None, limit: int, encode: Encode
+    ) -> None:
+        self.owner = owner
+        self.user_id = str(owner)
+        self.encode = encode
         self.generation_id = generation_id
         self.limit = limit
         self.ended: str | None = None
@@ -98,6 +108,7 @@ class Listener:
         if len(self._events) >= self.limit:
             return False
         self._events.append(event)
+        event.build(self.owner, self.encode)
         self._wake.set()
         return True
 
@@ -189,12 +200,17 @@ class Hub:
             raise NatsUnavailable("the event feed is not subscribed yet")
         return self.position
 
-    def join(self, user_id: uuid.UUID, generation_id: uuid.UUID | None) -> tuple[Listener, int]:
+    def join(
+        self, user_id: uuid.UUID, generation_id: uuid.UUID | None, encode: Encode
+    ) -> tuple[Listener, int]:
         """A new listener, and the position after which the hub delivers to it (synchronous:
         nothing is dispatched between the two)."""
         assert self.position is not None, "join after ready()"
         listener = Listener(
-            str(user_id), None if generation_id is None else str(generation_id), self._queue_limit
+            user_id,
+            None if generation_id is None else str(generation_id),
+            self._queue_limit,
+            encode,
         )
         self._listeners.setdefault(listener.user_id, set()).add(listener)
         if self.shutting_down:
@@ -382,12 +398,18 @@ class Feed:
 
 @contextlib.asynccontextmanager
 async def feed(
-    hub: Hub, user_id: uuid.UUID, generation_id: uuid.UUID | None, subject: str, *, after: int
+    hub: Hub,
+    user_id: uuid.UUID,
+    generation_id: uuid.UUID | None,
+    subject: str,
+    *,
+    after: int,
+    encode: Encode,
 ) -> AsyncIterator[Feed]:
     """The events after stream sequence `after` on `subject` (one generation's, or all the
     user's), for as long as the block lasts; it ends (`Feed.ended`) when the server shuts down."""
     await hub.ready()
-    listener, live_from = hub.join(user_id, generation_id)
+    listener, live_from = hub.join(user_id, generation_id, encode)
     try:
         yield Feed(hub, listener, subject, after, live_from)
     finally:

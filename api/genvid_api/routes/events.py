@@ -142,8 +142,12 @@ async def _encode(ctx: AppContext, user_id: uuid.UUID, event: fanout.Event) -> b
     return ServerSentEvent(id=str(event.seq), data=data).encode()
 
 
+def _encoder(ctx: AppContext) -> fanout.Encode:
+    return functools.partial(_encode, ctx)
+
+
 async def _event(ctx: AppContext, user_id: uuid.UUID, event: fanout.Event) -> bytes:
-    frame = await event.frame(user_id, functools.partial(_encode, ctx))
+    frame = await event.frame(user_id, _encoder(ctx))
     SSE_EVENTS.inc()
     return frame
 
@@ -223,11 +227,12 @@ async def generation_events(generation_id: uuid.UUID, request: StreamRequest) ->
     heartbeat = ctx.settings.sse_heartbeat_seconds
     recheck = max(heartbeat, 1.0) * 2
     slot = await _take_slot(ctx, request.claims)
+    encode = _encoder(ctx)
 
     async def stream() -> AsyncGenerator[bytes, None]:
         try:
             async with fanout.feed(
-                ctx.hub, user.id, generation.id, subject, after=resume or 0
+                ctx.hub, user.id, generation.id, subject, after=resume or 0, encode=encode
             ) as feed:
                 slot.on_end(functools.partial(feed.end, "slot"))
                 if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
@@ -278,11 +283,12 @@ async def my_events(request: StreamRequest) -> Response:
     after = await nats_stream.last_sequence(ctx.js) if resume is None else resume
     heartbeat = ctx.settings.sse_heartbeat_seconds
     slot = await _take_slot(ctx, request.claims)
+    encode = _encoder(ctx)
 
     async def stream() -> AsyncGenerator[bytes, None]:
         try:
             async with fanout.feed(
-                ctx.hub, user.id, None, user_subjects(user.id), after=after
+                ctx.hub, user.id, None, user_subjects(user.id), after=after, encode=encode
             ) as feed:
                 slot.on_end(functools.partial(feed.end, "slot"))
                 while True:
