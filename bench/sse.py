@@ -41,6 +41,7 @@ from nats.aio.client import Client as NATS
 
 from bench.admission import users
 from bench.config import JWT_SECRET, RESULTS
+from bench.gcprobe import gc_pauses
 from bench.report import machine
 from bench.services import Services
 from bench.svg import line_chart
@@ -52,12 +53,14 @@ QUICK_STEPS = (200, 500, 1_000)
 STREAMS_PER_IDLE_USER = 10
 CONNECTING_AT_ONCE = 20
 DELIVERY_TIMEOUT_SECONDS = 60.0
+# The target (p99 at most 250 ms after the first delivery) is for one event to 5,000 streams.
+TARGET_DELIVERED_TO = 5_000
 POLL_SECONDS = 0.05
 SSE_ENV = {
-    # The hot user holds thousands of streams; real users are capped at 10.
+    # The hot user holds thousands of streams (an event reaches only its owner's streams);
+    # real users are capped at 10. Slot renewals run at their default period: one statement
+    # per api process and period, whatever the number of streams.
     "GENVID_SSE_STREAMS_PER_USER": "10000",
-    # Slot renewals (one UPDATE per stream and period) are not what is measured here.
-    "GENVID_SSE_RECHECK_SECONDS": "300",
 }
 
 
@@ -243,6 +246,7 @@ async def run(services: SseServices, steps: Sequence[int]) -> dict[str, Any]:
         for seq, step in enumerate(steps, start=1):
             hot_wanted, idle_wanted = step // 2, step - step // 2
             started = time.monotonic()
+            started_wall = time.time()
             hot += await in_batches(
                 range(len(hot), hot_wanted), lambda _: open_sse(api_host, port, hot_token)
             )
@@ -251,10 +255,13 @@ async def run(services: SseServices, steps: Sequence[int]) -> dict[str, Any]:
                 lambda i: open_sse(api_host, port, idle_tokens[i // STREAMS_PER_IDLE_USER]),
             )
             opened_in = time.monotonic() - started
+            opened_at = time.time()
             await asyncio.sleep(3)  # settle: every stream registered and idle
             rss = rss_mib(services.api.pid)
             consumers = (await js.stream_info(events.STREAM_NAME)).state.consumer_count
             before = [len(c.arrivals) for c in hot]
+            client_cpu = time.process_time()
+            published_wall = time.time()
             published_at = time.monotonic()
             await events.publish(
                 js,
@@ -268,11 +275,16 @@ async def run(services: SseServices, steps: Sequence[int]) -> dict[str, Any]:
                 },
             )  # fmt: skip
             api = await delivered(hot, before, published_at)
+            api["client_cpu_s"] = time.process_time() - client_cpu
+            pauses = gc_pauses(services.gc_file, published_wall, time.time())
+            api["gc_pause_max_ms"] = max(pauses, default=0.0)
+            opening_pauses = gc_pauses(services.gc_file, started_wall, opened_at)
             base = await nats_baseline(services.nats.url, nats_host, int(nats_port), len(hot))
             levels.append(
                 {
                     "streams": step, "delivered_to": len(hot), "opened_in_s": opened_in,
                     "api_rss_mib": rss, "nats_consumers": consumers, "api": api, "nats": base,
+                    "gc_pause_max_while_opening_ms": max(opening_pauses, default=0.0),
                 }
             )  # fmt: skip
             print(
@@ -280,7 +292,9 @@ async def run(services: SseServices, steps: Sequence[int]) -> dict[str, Any]:
                 f"{api['p50_after_first_ms']:.1f} ms p99 {api['p99_after_first_ms']:.1f} ms "
                 f"(bare NATS p99 {base['p99_after_first_ms']:.1f} ms); rss {rss:.0f} MiB; "
                 f"consumers {consumers}; not reached within {DELIVERY_TIMEOUT_SECONDS:.0f} s: "
-                f"{api['not_reached']}",
+                f"{api['not_reached']}; api full-GC pause max {api['gc_pause_max_ms']:.0f} ms "
+                f"during delivery, {max(opening_pauses, default=0.0):.0f} ms while opening; "
+                f"client CPU during delivery {api['client_cpu_s']:.2f} s",
                 flush=True,
             )
     for client in hot + idle:
@@ -309,7 +323,9 @@ def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "unit": "ms",
                     "baseline": f"bare NATS fan-out to {to} core subscribers: {base:.2f} ms",
                     "ratio": None if (r := ratio(value, base)) is None else round(r, 2),
-                    "target": "<= 250 ms at 5,000" if key == "p99_after_first_ms" else None,
+                    "target": "<= 250 ms"
+                    if key == "p99_after_first_ms" and to >= TARGET_DELIVERED_TO
+                    else None,
                 }
             )
         out.append(
@@ -323,7 +339,26 @@ def figures(result: dict[str, Any]) -> list[dict[str, Any]]:
                 "target": "0",
             }
         )
-    last = result["levels"][-1]
+    first, last = result["levels"][0], result["levels"][-1]
+    out.append(
+        {
+            "name": f"api full garbage collection, longest pause while {last['streams']} "
+            "streams opened",
+            "value": round(last["gc_pause_max_while_opening_ms"], 1),
+            "unit": "ms",
+            "baseline": f"the same while {first['streams']} opened: "
+            f"{first['gc_pause_max_while_opening_ms']:.1f} ms",
+            "ratio": None
+            if (
+                r := ratio(
+                    last["gc_pause_max_while_opening_ms"], first["gc_pause_max_while_opening_ms"]
+                )
+            )
+            is None
+            else round(r, 2),
+            "target": None,
+        }
+    )
     per_1000 = (last["api_rss_mib"] - result["rss_idle_mib"]) / last["streams"] * 1000
     out.append(
         {
@@ -407,15 +442,28 @@ def main() -> None:
             "with other engineers' runs, so absolute figures move with the load "
             f"(load average at the end: {machine()['load_average']}).",
             "The client is one asyncio process with a raw socket per stream; its own reading "
-            "of thousands of sockets is part of both the api and the bare NATS figures.",
+            "of thousands of sockets is part of both the api and the bare NATS figures. Its "
+            "CPU time during each delivery is in `levels[].api.client_cpu_s` (about a tenth of "
+            "a second at 5,000): the client is not what is measured, so it stays one process.",
             f"File descriptors: the client and the servers it starts run with {fds}.",
             f"Streams opened {CONNECTING_AT_ONCE} at a time; {RETRIES['503']} openings answered "
             "503 (the database pool's wait, on this loaded machine) and were retried.",
-            "Slot renewals set to every 300 s (GENVID_SSE_RECHECK_SECONDS) so that the "
-            "renewal UPDATEs of 10,000 streams stay out of the delivery figures.",
+            "The event goes to one user holding half of the streams (its per-user cap raised "
+            "to 10,000; taking a slot counts that user's slots, fine at the product's cap of "
+            "10); the other half belong to users holding 10 each. Slots are renewed at the "
+            "default period (30 s), one statement per api process.",
+            "The api's full garbage collections (gen 2) grow with the open streams (about 120 "
+            "tracked objects per stream, mostly the request's coroutines, down from about 250 "
+            "with sse-starlette's task group, ping task and cancel scopes): they pause the "
+            "event loop for a second or more at 10,000 streams while streams open, and one "
+            "landing in a delivery shows in the delay after the publish rather than in the "
+            "spread after the first delivery (`levels[].api.gc_pause_max_ms`).",
             "Before this design every stream had its own JetStream consumer: NATS refused the "
             "1,001st, and at 1,000 streams one transition took 1.5 s (p50) to 1.6 s (p99) "
-            "after the POST.",
+            "after the POST. The first hub (one UPDATE per stream to renew its slot, a ping "
+            "task and a shutdown watcher per stream, the SSE frame encoded per stream): p99 "
+            "after the first delivery 198 ms to 500 streams, 420 ms to 2,500, and at 10,000 "
+            "streams the event reached 2,202 of its 5,000 streams within 60 s.",
         ],
     }
     RESULTS.mkdir(exist_ok=True)

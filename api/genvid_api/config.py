@@ -138,7 +138,7 @@ class Settings(DatabaseSettings, NatsSettings):
     sse_recheck_seconds: float = Field(
         default=30.0,
         gt=0,
-        description="How often an open stream renews its slot and checks the account.",
+        description="How often each process renews its streams' slots and checks their accounts.",
     )
     sse_queue_events: int = Field(
         default=256,

@@ -13,6 +13,7 @@ from genvid_api.db import SessionFactory
 from genvid_api.fanout import Hub
 from genvid_api.resources import ResourceClient
 from genvid_api.signing import UrlSigner
+from genvid_api.stream_slots import SlotKeeper
 
 
 @dataclass
@@ -23,5 +24,6 @@ class AppContext:
     nats: NATS
     js: JetStreamContext
     hub: Hub
+    slots: SlotKeeper
     kube: ResourceClient
     signer: UrlSigner

@@ -45,6 +45,7 @@ from nats.aio.subscription import Subscription
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 
 from genvid_api.nats_stream import NatsUnavailable, decode, require_connected
+from genvid_api.sse_response import server_exit
 from genvid_contracts.events import STREAM_NAME, SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ INACTIVE_THRESHOLD_SECONDS = 30.0
 # How long a new stream waits for the hub's first subscription before answering 503.
 READY_TIMEOUT_SECONDS = 5.0
 
-Encode = Callable[[uuid.UUID, dict[str, Any]], Coroutine[Any, Any, str]]
+Encode = Callable[[uuid.UUID, "Event"], Coroutine[Any, Any, bytes]]
 
 
 @dataclass(eq=False)
@@ -66,23 +67,36 @@ class Event:
 
     seq: int
     body: dict[str, Any]
-    _data: dict[uuid.UUID, asyncio.Task[str]] = field(default_factory=dict)
+    _frames: dict[uuid.UUID, asyncio.Task[bytes]] = field(default_factory=dict)
 
-    async def data(self, user_id: uuid.UUID, encode: Encode) -> str:
-        """The event as `user_id` sees it, built once per owner: the first stream to ask
-        builds it, the others wait for the same result (cancelling one does not cancel it)."""
-        task = self._data.get(user_id)
+    def build(self, user_id: uuid.UUID, encode: Encode) -> asyncio.Task[bytes]:
+        """Start encoding the event as `user_id` sees it, once per owner. The hub starts it
+        when it queues the event, before the owner's streams wake: an encoding that needs no
+        I/O is then done when they ask for it, and none of them waits a second time."""
+        task = self._frames.get(user_id)
         if task is None:
-            task = asyncio.create_task(encode(user_id, self.body))
-            self._data[user_id] = task
+            task = asyncio.create_task(encode(user_id, self))
+            self._frames[user_id] = task
+        return task
+
+    async def frame(self, user_id: uuid.UUID, encode: Encode) -> bytes:
+        """The event as `user_id` sees it, encoded for the wire: built once per owner, the
+        streams waiting for the same result (cancelling one does not cancel it)."""
+        task = self.build(user_id, encode)
+        if task.done():
+            return task.result()
         return await asyncio.shield(task)
 
 
 class Listener:
     """An open stream's place in the hub: its queue of live events, bounded."""
 
-    def __init__(self, user_id: str, generation_id: str | None, limit: int) -> None:
-        self.user_id = user_id
+    def __init__(
+        self, owner: uuid.UUID, generation_id: str | None, limit: int, encode: Encode
+    ) -> None:
+        self.owner = owner
+        self.user_id = str(owner)
+        self.encode = encode
         self.generation_id = generation_id
         self.limit = limit
         self.ended: str | None = None
@@ -94,6 +108,7 @@ class Listener:
         if len(self._events) >= self.limit:
             return False
         self._events.append(event)
+        event.build(self.owner, self.encode)
         self._wake.set()
         return True
 
@@ -142,18 +157,32 @@ class Hub:
         self._expected = 1
         self._heard_at = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._shutdown_task: asyncio.Task[None] | None = None
+        self.shutting_down = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="genvid-sse-hub")
+        self._shutdown_task = asyncio.create_task(self._end_on_shutdown(), name="genvid-sse-end")
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    async def _end_on_shutdown(self) -> None:
+        """One waiter for the process ends every listener once the server begins to shut
+        down (not a watcher per stream): their streams end, and the server can stop."""
+        await server_exit()
+        self.shutting_down = True
+        self._end_all("shutdown")
+
+    def _end_all(self, reason: str) -> None:
         for listeners in list(self._listeners.values()):
             for listener in list(listeners):
-                listener.end("shutdown")
+                listener.end(reason)
+
+    async def close(self) -> None:
+        for task in (self._task, self._shutdown_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._end_all("shutdown")
         await self._unsubscribe()
 
     @property
@@ -171,14 +200,21 @@ class Hub:
             raise NatsUnavailable("the event feed is not subscribed yet")
         return self.position
 
-    def join(self, user_id: uuid.UUID, generation_id: uuid.UUID | None) -> tuple[Listener, int]:
+    def join(
+        self, user_id: uuid.UUID, generation_id: uuid.UUID | None, encode: Encode
+    ) -> tuple[Listener, int]:
         """A new listener, and the position after which the hub delivers to it (synchronous:
         nothing is dispatched between the two)."""
         assert self.position is not None, "join after ready()"
         listener = Listener(
-            str(user_id), None if generation_id is None else str(generation_id), self._queue_limit
+            user_id,
+            None if generation_id is None else str(generation_id),
+            self._queue_limit,
+            encode,
         )
         self._listeners.setdefault(listener.user_id, set()).add(listener)
+        if self.shutting_down:
+            listener.end("shutdown")
         return listener, self.position
 
     def leave(self, listener: Listener) -> None:
@@ -217,9 +253,7 @@ class Hub:
         last = int(info.state.last_seq)
         if self.position is not None and last < self.position:
             log.warning("SSE hub: stream %s was recreated: ending open streams", STREAM_NAME)
-            for listeners in list(self._listeners.values()):
-                for listener in list(listeners):
-                    listener.end("reset")
+            self._end_all("reset")
             self.position = last
         start = (last if self.position is None else self.position) + 1
         self._generation += 1
@@ -326,6 +360,10 @@ class Feed:
     def ended(self) -> str | None:
         return self._listener.ended
 
+    def end(self, reason: str) -> None:
+        """End the stream: its pending or next `next()` returns None."""
+        self._listener.end(reason)
+
     async def next(self, within: float | None) -> Event | None:
         """The next event; None after `within` seconds without one, or once ended."""
         if self._replaying:
@@ -366,20 +404,13 @@ async def feed(
     subject: str,
     *,
     after: int,
-    shutdown: anyio.Event,
+    encode: Encode,
 ) -> AsyncIterator[Feed]:
     """The events after stream sequence `after` on `subject` (one generation's, or all the
-    user's), for as long as the block lasts; it ends (`Feed.ended`) when `shutdown` is set."""
+    user's), for as long as the block lasts; it ends (`Feed.ended`) when the server shuts down."""
     await hub.ready()
-    listener, live_from = hub.join(user_id, generation_id)
-
-    async def end_on_shutdown() -> None:
-        await shutdown.wait()
-        listener.end("shutdown")
-
-    watcher = asyncio.create_task(end_on_shutdown())
+    listener, live_from = hub.join(user_id, generation_id, encode)
     try:
         yield Feed(hub, listener, subject, after, live_from)
     finally:
-        watcher.cancel()
         hub.leave(listener)

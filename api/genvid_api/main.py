@@ -28,6 +28,7 @@ from genvid_api.db import create_engine, create_session_factory
 from genvid_api.resources import ResourceClient
 from genvid_api.routes import auth, events, feed, generations, health, usage, users, videos
 from genvid_api.signing import create_signer
+from genvid_api.stream_slots import SlotKeeper
 
 log = logging.getLogger(__name__)
 
@@ -74,15 +75,21 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = fanout.Hub(nc, settings.sse_queue_events)
         hub.start()
         stack.push_async_callback(hub.close)
+        sessions = create_session_factory(engine)
+        # One renewal of every event stream's slot per period, for the whole process.
+        slots = SlotKeeper(sessions, settings.sse_recheck_seconds, settings.sse_streams_per_user)
+        slots.start()
+        stack.push_async_callback(slots.close)
         kube = await ResourceClient.connect(settings)
         stack.push_async_callback(kube.close)
         ctx = AppContext(
             settings=settings,
             engine=engine,
-            sessions=create_session_factory(engine),
+            sessions=sessions,
             nats=nc,
             js=js,
             hub=hub,
+            slots=slots,
             kube=kube,
             signer=create_signer(settings),
         )

@@ -1,14 +1,16 @@
 """Queries on `sse_streams`: the open event streams of every api process, for the per-user cap.
 
 A stream takes a slot when it opens (refused when the user already holds the cap's worth of
-unexpired ones), renews it while it runs, which is also when it learns whether its session
-still stands (the user active, the session version unchanged), and gives it back when it ends.
+unexpired ones) and gives it back when it ends. Each api process renews the slots of all its
+streams in one statement per period (`renew_all`), which is also when it learns which of them
+serve a session that no longer stands (the user deactivated, the session version changed).
 A process that dies leaves slots behind that stop counting once they expire.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,12 +34,14 @@ _TAKE = sa.text(
     """
 )
 
-_RENEW = sa.text(
+_RENEW_ALL = sa.text(
     """
     UPDATE sse_streams AS s SET expires_at = now() + make_interval(secs => :ttl)
-    FROM users AS u
-    WHERE s.id = :id AND u.id = s.user_id
-    RETURNING u.is_active AND u.session_version = :session_version
+    FROM users AS u,
+        unnest(CAST(:ids AS uuid[]), CAST(:versions AS integer[])) AS mine(id, session_version)
+    WHERE s.id = mine.id AND u.id = s.user_id
+        AND u.is_active AND u.session_version = mine.session_version
+    RETURNING s.id
     """
 )
 
@@ -58,18 +62,19 @@ async def take(
     return ok
 
 
-async def renew(
-    session: AsyncSession, stream_id: uuid.UUID, session_version: int, ttl: float
-) -> bool:
-    """Extend the slot; False if the stream must end (its user deactivated, its session ended,
-    or its slot gone); commits."""
+async def renew_all(
+    session: AsyncSession, slots: Sequence[tuple[uuid.UUID, int]], ttl: float
+) -> set[uuid.UUID]:
+    """Extend the slots `(stream id, the session version its token carries)` whose session
+    still stands; the ids of those, the others' streams must end; commits."""
     connection = await session.connection()
     renewed = await connection.execute(
-        _RENEW, {"id": stream_id, "ttl": ttl, "session_version": session_version}
+        _RENEW_ALL,
+        {"ids": [slot for slot, _ in slots], "versions": [v for _, v in slots], "ttl": ttl},
     )
-    row = renewed.first()
+    valid = {row[0] for row in renewed}
     await session.commit()
-    return row is not None and bool(row[0])
+    return valid
 
 
 async def give_back(session: AsyncSession, stream_id: uuid.UUID) -> None:

@@ -26,12 +26,10 @@ import json
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -48,8 +46,10 @@ from genvid_api.errors import (
 )
 from genvid_api.metrics import SSE_EVENTS
 from genvid_api.models import Generation, User
-from genvid_api.queries import generations, sse_streams
+from genvid_api.queries import generations
 from genvid_api.security import TokenClaims
+from genvid_api.sse_response import EventStreamResponse
+from genvid_api.stream_slots import Slot
 from genvid_api.views import event_payload
 from genvid_contracts.events import job_subject, user_subjects
 from genvid_contracts.status import TERMINAL_STATUSES
@@ -113,96 +113,56 @@ async def _check_replay(ctx: AppContext, resume: int | None) -> None:
         )
 
 
-@dataclass
-class _Slot:
-    """An open stream's place under the per-user cap, and the session it serves."""
-
-    ctx: AppContext
-    id: uuid.UUID
-    claims: TokenClaims
-    renew_at: float
-
-    @property
-    def _period(self) -> float:
-        return self.ctx.settings.sse_recheck_seconds
-
-    def wait_seconds(self, longest: float | None) -> float:
-        """How long the stream may wait for its next event before it must look again."""
-        until_expiry = (self.claims.expires_at - datetime.now(UTC)).total_seconds()
-        until_renewal = self.renew_at - time.monotonic()
-        waits = [until_expiry, until_renewal, *([longest] if longest is not None else [])]
-        return max(0.0, min(waits))
-
-    async def still_valid(self) -> bool:
-        """False once the access token has expired, or the user is deactivated or the session
-        ended (learnt when the slot is renewed)."""
-        if datetime.now(UTC) >= self.claims.expires_at:
-            return False
-        if time.monotonic() < self.renew_at:
-            return True
-        self.renew_at = time.monotonic() + self._period
-        async with self.ctx.sessions() as session:
-            return await sse_streams.renew(
-                session, self.id, self.claims.session_version, _slot_ttl(self.ctx)
-            )
-
-    async def give_back(self) -> None:
-        with anyio.move_on_after(5, shield=True):
-            async with self.ctx.sessions() as session:
-                await sse_streams.give_back(session, self.id)
-
-
-def _slot_ttl(ctx: AppContext) -> float:
-    """A slot outlives a few missed renewals, not a dead process for long."""
-    return ctx.settings.sse_recheck_seconds * 3
-
-
-async def _take_slot(ctx: AppContext, claims: TokenClaims) -> _Slot:
-    slot = _Slot(ctx, uuid.uuid4(), claims, time.monotonic() + ctx.settings.sse_recheck_seconds)
-    cap = ctx.settings.sse_streams_per_user
-    async with ctx.sessions() as session:
-        if not await sse_streams.take(session, slot.id, claims.user_id, cap, _slot_ttl(ctx)):
-            raise TooManyRequests(
-                f"At most {cap} open event streams per user",
-                retry_after=max(1, math.ceil(ctx.settings.sse_recheck_seconds)),
-            )
+async def _take_slot(ctx: AppContext, claims: TokenClaims) -> Slot:
+    slot = await ctx.slots.take(claims)
+    if slot is None:
+        raise TooManyRequests(
+            f"At most {ctx.slots.cap} open event streams per user",
+            retry_after=max(1, math.ceil(ctx.slots.period)),
+        )
     return slot
+
+
+def _wait(slot: Slot, longest: float) -> float:
+    """How long a stream may wait for its next event: its token's life, at most `longest`."""
+    return min(slot.seconds_left(), longest)
 
 
 def _is_terminal(body: dict[str, Any]) -> bool:
     return body.get("status") in TERMINAL_STATUSES
 
 
-async def _encode(ctx: AppContext, user_id: uuid.UUID, body: dict[str, Any]) -> str:
-    return json.dumps(await event_payload(ctx, user_id, body), separators=(",", ":"))
+# The comment line an idle stream sends every `GENVID_SSE_HEARTBEAT_SECONDS`: written by the
+# stream itself when it has waited that long, not by a ping task of its own.
+_HEARTBEAT = ServerSentEvent(comment="ping").encode()
 
 
-async def _event(ctx: AppContext, user_id: uuid.UUID, event: fanout.Event) -> ServerSentEvent:
-    data = await event.data(user_id, functools.partial(_encode, ctx))
+async def _encode(ctx: AppContext, user_id: uuid.UUID, event: fanout.Event) -> bytes:
+    data = json.dumps(await event_payload(ctx, user_id, event.body), separators=(",", ":"))
+    return ServerSentEvent(id=str(event.seq), data=data).encode()
+
+
+def _encoder(ctx: AppContext) -> fanout.Encode:
+    return functools.partial(_encode, ctx)
+
+
+async def _event(ctx: AppContext, user_id: uuid.UUID, event: fanout.Event) -> bytes:
+    frame = await event.frame(user_id, _encoder(ctx))
     SSE_EVENTS.inc()
-    return ServerSentEvent(id=str(event.seq), data=data)
+    return frame
 
 
-async def _snapshot(ctx: AppContext, user_id: uuid.UUID, generation: Generation) -> ServerSentEvent:
+async def _snapshot(ctx: AppContext, user_id: uuid.UUID, generation: Generation) -> bytes:
     return await _event(
         ctx, user_id, fanout.Event(SNAPSHOT_ID, nats_stream.transition_body(generation))
     )
 
 
-# How long a stream may take to end by itself once the server is shutting down; below
-# uvicorn's --timeout-graceful-shutdown, after which sse-starlette cancels it.
-SHUTDOWN_GRACE_SECONDS = 3.0
-
-
-def _sse(
-    ctx: AppContext, stream: AsyncIterator[ServerSentEvent], shutdown: anyio.Event
-) -> EventSourceResponse:
-    return EventSourceResponse(
+def _sse(stream: AsyncGenerator[bytes, None], slot: Slot) -> EventStreamResponse:
+    return EventStreamResponse(
         stream,
-        ping=ctx.settings.sse_heartbeat_seconds,
+        on_disconnect=slot.end,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        shutdown_event=shutdown,
-        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
     )
 
 
@@ -264,26 +224,33 @@ async def generation_events(generation_id: uuid.UUID, request: StreamRequest) ->
     await _check_replay(ctx, resume or None)
     # The database knows an end the stream lacks: replay what the stream has, then a snapshot.
     needs_snapshot = finished and not ended_in_stream
-    recheck = max(ctx.settings.sse_heartbeat_seconds, 1.0) * 2
-    shutdown = anyio.Event()
+    heartbeat = ctx.settings.sse_heartbeat_seconds
+    recheck = max(heartbeat, 1.0) * 2
     slot = await _take_slot(ctx, request.claims)
+    encode = _encoder(ctx)
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         try:
             async with fanout.feed(
-                ctx.hub, user.id, generation.id, subject, after=resume or 0, shutdown=shutdown
+                ctx.hub, user.id, generation.id, subject, after=resume or 0, encode=encode
             ) as feed:
+                slot.on_end(functools.partial(feed.end, "slot"))
                 if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
                     yield await _snapshot(ctx, user.id, generation)
                     return
+                heard_at = time.monotonic()
                 while True:
-                    event = await feed.next(slot.wait_seconds(recheck))
-                    if feed.ended:
-                        return  # the client reconnects, with Last-Event-ID, maybe elsewhere
-                    if not await slot.still_valid():
-                        return  # the client reconnects with a fresh token, or not at all
+                    event = await feed.next(_wait(slot, heartbeat))
+                    if feed.ended or not slot.still_valid():
+                        # The client reconnects (with Last-Event-ID, maybe elsewhere, with a
+                        # fresh token), or not at all (its session ended).
+                        return
                     if event is None:
+                        yield _HEARTBEAT
+                        if time.monotonic() - heard_at < recheck:
+                            continue
                         # Quiet for a while: did it finish without its event reaching us?
+                        heard_at = time.monotonic()
                         current = await _load(ctx, user.id, generation.id)
                         if current is None:
                             return
@@ -293,6 +260,7 @@ async def generation_events(generation_id: uuid.UUID, request: StreamRequest) ->
                                 yield await _snapshot(ctx, user.id, current)
                                 return
                         continue
+                    heard_at = time.monotonic()
                     yield await _event(ctx, user.id, event)
                     if _is_terminal(event.body):
                         return
@@ -300,9 +268,9 @@ async def generation_events(generation_id: uuid.UUID, request: StreamRequest) ->
                         yield await _snapshot(ctx, user.id, generation)
                         return
         finally:
-            await slot.give_back()
+            await ctx.slots.give_back(slot)
 
-    return _sse(ctx, stream(), shutdown)
+    return _sse(stream(), slot)
 
 
 @router.get("/events", response_class=EventSourceResponse, responses=_SSE_RESPONSES)
@@ -313,21 +281,22 @@ async def my_events(request: StreamRequest) -> Response:
     await _check_replay(ctx, resume)
     # "New" means after this request was handled, not after the hub happens to see it.
     after = await nats_stream.last_sequence(ctx.js) if resume is None else resume
-    shutdown = anyio.Event()
+    heartbeat = ctx.settings.sse_heartbeat_seconds
     slot = await _take_slot(ctx, request.claims)
+    encode = _encoder(ctx)
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
+    async def stream() -> AsyncGenerator[bytes, None]:
         try:
             async with fanout.feed(
-                ctx.hub, user.id, None, user_subjects(user.id), after=after, shutdown=shutdown
+                ctx.hub, user.id, None, user_subjects(user.id), after=after, encode=encode
             ) as feed:
+                slot.on_end(functools.partial(feed.end, "slot"))
                 while True:
-                    event = await feed.next(slot.wait_seconds(None))
-                    if feed.ended or not await slot.still_valid():
+                    event = await feed.next(_wait(slot, heartbeat))
+                    if feed.ended or not slot.still_valid():
                         return
-                    if event is not None:
-                        yield await _event(ctx, user.id, event)
+                    yield _HEARTBEAT if event is None else await _event(ctx, user.id, event)
         finally:
-            await slot.give_back()
+            await ctx.slots.give_back(slot)
 
-    return _sse(ctx, stream(), shutdown)
+    return _sse(stream(), slot)
