@@ -19,9 +19,11 @@ reconnects with Last-Event-ID and replays what it missed), never buffered withou
 NATS outages: the hub keeps the stream sequence it has dispatched up to, and subscribes again
 from the next one whenever its consumer goes silent (no message and no heartbeat for a few
 heartbeat periods), skips a message, or vanishes (NATS restarted, the stream deleted): open
-streams only see their events arrive late, none lost or repeated. Only when the stream's
-sequences restarted below the hub's position (the stream was recreated) are all open streams
-ended, since their event ids no longer name anything.
+streams only see their events arrive late, none lost or repeated. Only when the stream was
+created again (its creation time changed, or its sequences restarted below the hub's position)
+are all open streams ended, since their event ids no longer name anything. The hub learns of a
+deletion or creation at once from JetStream's advisories, and until it has subscribed to the
+new stream new streams wait (`ready`) instead of joining at the old stream's position.
 """
 
 from __future__ import annotations
@@ -151,6 +153,9 @@ class Hub:
         self.position: int | None = None
         self._ready = asyncio.Event()
         self._broken = asyncio.Event()
+        # When the stream was created, as of the last subscription: another value is a new stream.
+        self._stream_created: object = None
+        self._advisories: Subscription | None = None
         self._sub: Subscription | None = None
         self._consumer: str | None = None
         self._generation = 0
@@ -184,19 +189,25 @@ class Hub:
                     await task
         self._end_all("shutdown")
         await self._unsubscribe()
+        if self._advisories is not None:
+            with contextlib.suppress(Exception):
+                await self._advisories.unsubscribe()
 
     @property
     def listener_count(self) -> int:
         return sum(len(listeners) for listeners in self._listeners.values())
 
     async def ready(self) -> int:
-        """The hub's position once it has one (NatsUnavailable if it has none in time)."""
+        """The hub's position once it has one (NatsUnavailable if it has none in time).
+
+        Also while the stream is being replaced (deleted, or created again) the hub is not
+        ready: a stream that joined then would start from a position of the old stream."""
         require_connected(self.js)
-        if self.position is None:
+        if not self._ready.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(READY_TIMEOUT_SECONDS):
                     await self._ready.wait()
-        if self.position is None:
+        if self.position is None or not self._ready.is_set():
             raise NatsUnavailable("the event feed is not subscribed yet")
         return self.position
 
@@ -248,13 +259,26 @@ class Hub:
                 async with asyncio.timeout(HEARTBEAT_SECONDS):
                     await self._broken.wait()
 
+    async def _on_stream_advisory(self, msg: Msg) -> None:
+        """The stream was deleted or created: subscribe again now, not once the consumer's
+        silence tells (seconds during which new streams would join at a stale position)."""
+        if msg.subject.split(".")[-2] in ("CREATED", "DELETED"):
+            self._ready.clear()
+            self._broken.set()
+
     async def _subscribe(self) -> None:
+        if self._advisories is None:
+            self._advisories = await self._nc.subscribe(
+                f"$JS.EVENT.ADVISORY.STREAM.*.{STREAM_NAME}", cb=self._on_stream_advisory
+            )
         info = await self.js.stream_info(STREAM_NAME)
         last = int(info.state.last_seq)
-        if self.position is not None and last < self.position:
+        recreated = self._stream_created not in (None, info.created)
+        if self.position is not None and (recreated or last < self.position):
             log.warning("SSE hub: stream %s was recreated: ending open streams", STREAM_NAME)
             self._end_all("reset")
             self.position = last
+        self._stream_created = info.created
         start = (last if self.position is None else self.position) + 1
         self._generation += 1
         self._expected = 1

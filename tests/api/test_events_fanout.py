@@ -21,6 +21,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from genvid_api.nats_stream import ensure_stream
+from genvid_contracts.events import STREAM_NAME
 from genvid_devstack.nats import start_nats
 from support.api import Account, ApiClient
 from support.api_process import ApiProcess
@@ -209,4 +210,40 @@ async def test_open_streams_receive_what_was_published_while_nats_restarted(
                 assert _ids(received) == published[1:]
                 assert not stream.ended
     finally:
+        server.process.stop()
+
+
+async def test_a_stream_opened_just_after_the_stream_was_recreated_misses_nothing(
+    start_api: Callable[..., ApiProcess], tmp_path: Path
+) -> None:
+    """The hub learns of a deleted and recreated JetStream stream from its advisories at once,
+    not from its consumer's silence seconds later: a client that connects meanwhile is not
+    served from the old stream's position (and then ended), it receives the new stream's
+    events."""
+    (tmp_path / "logs").mkdir()
+    server = start_nats(tmp_path, tmp_path / "logs")
+    api = start_api("fanout-recreate", GENVID_NATS_URL=server.url, GENVID_OUTBOX_ENABLED="false")
+    client = await nats.connect(server.url)
+    js = client.jetstream()
+    try:
+        async with crowd_client(api.url) as http:
+            account = await ApiClient(http).register("recreate")
+            before, after = str(uuid.uuid4()), str(uuid.uuid4())
+            await ensure_stream(js)
+            async with crowd([(http, "/events", account.auth)]) as [old]:
+                seqs = [
+                    await publish_transition(js, account.user_id, before, "RUNNING", seq)
+                    for seq in (1, 2, 3)
+                ]
+                assert _ids(await old.events(3, 30)) == seqs  # the hub is at sequence 3
+            await js.delete_stream(STREAM_NAME)
+            await ensure_stream(js)
+            first = await publish_transition(js, account.user_id, after, "QUEUED", 1)
+            headers = {**account.auth, "Last-Event-ID": "0"}
+            async with crowd([(http, "/events", headers)]) as [new]:
+                second = await publish_transition(js, account.user_id, after, "RUNNING", 2)
+                assert _ids(await new.events(2, 30)) == [first, second] == [1, 2]
+                assert not new.ended
+    finally:
+        await client.close()
         server.process.stop()
