@@ -124,9 +124,12 @@ def test_template_wires_the_components_together() -> None:
     assert job["command"] == ["alembic", "-c", "/app/api/alembic.ini", "upgrade", "head"]
 
 
-def test_the_budgets_values_reach_the_operators_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_budgets_and_dispatch_values_reach_the_operators_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     docs = render(
         "--set=budgets.globalMaxActive=7,budgets.userMaxActive=3",
+        "--set=operator.config.kubeConnections=12,operator.config.workerLimit=9",
         "--set-json=budgets.admissionIntervalSeconds=0.5",
     )
     (op,) = find(docs, "Deployment", "genvid-operator")["spec"]["template"]["spec"]["containers"]
@@ -136,6 +139,20 @@ def test_the_budgets_values_reach_the_operators_settings(monkeypatch: pytest.Mon
     settings = OperatorSettings()
     assert (settings.global_max_active, settings.user_max_active) == (7, 3)
     assert settings.admission_interval_seconds == 0.5
+    assert (settings.kube_connections, settings.worker_limit) == (12, 9)
+
+
+def test_the_operator_has_no_worker_limit_unless_one_is_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (op,) = find(render(), "Deployment", "genvid-operator")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert "GENVID_WORKER_LIMIT" not in env_of(op)
+    for name, value in env_of(op).items():
+        if isinstance(value, str):
+            monkeypatch.setenv(name, value)
+    assert OperatorSettings().worker_limit is None
 
 
 def egress_ports(policy: Manifest) -> set[int]:

@@ -40,7 +40,7 @@ def test_every_limit_reaches_the_api() -> None:
         "GENVID_REGISTER_PER_HOUR_PER_IP", "GENVID_REFRESH_PER_MINUTE_PER_IP",
         "GENVID_REFRESH_PER_MINUTE_PER_USER", "GENVID_MAX_BODY_BYTES",
         "GENVID_SSE_STREAMS_PER_USER", "GENVID_SSE_MAX_REPLAY_EVENTS",
-        "GENVID_SSE_RECHECK_SECONDS",
+        "GENVID_SSE_RECHECK_SECONDS", "GENVID_SSE_QUEUE_EVENTS",
     ):  # fmt: skip
         assert env[name], name
 
