@@ -41,6 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
@@ -179,16 +180,20 @@ async def populate(kubeconfig: Path, start: int, stop: int) -> float:
 
 
 async def delete_all(kubeconfig: Path) -> None:
-    """One DELETE collection; a 504 only means the apiserver goes on deleting after its
-    request timeout (10,000 objects take longer than that)."""
-    async with await api_client(kubeconfig) as api:
-        try:
-            await client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, PLURAL
-            )
-        except ApiException as error:
-            if error.status != 504:
-                raise
+    """DELETE collection until none is left: 10,000 objects take longer than the apiserver's
+    request timeout, which ends the request (a 504, or the connection closed) while what it
+    deleted stays deleted."""
+    while await remaining(kubeconfig):
+        async with await api_client(kubeconfig) as api:
+            try:
+                await client.CustomObjectsApi(api).delete_collection_namespaced_custom_object(
+                    GROUP, VERSION, NAMESPACE, PLURAL
+                )
+            except ApiException as error:
+                if error.status != 504:
+                    raise
+            except aiohttp.ServerDisconnectedError:
+                pass
 
 
 async def remaining(kubeconfig: Path) -> int:
