@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any, cast
 
@@ -119,12 +120,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     metrics.KICKS_PENDING.set_function(lambda: float(len(kicked)))
     unsettled = memo.unsettled = resync.Unsettled()
     metrics.TRACKED.labels(structure="unsettled").set_function(lambda: float(len(unsettled)))
-
-    async def run(name: str) -> None:
-        await resync_pass(memo, name)
-
     memo.resync_loop = asyncio.create_task(
-        resync.resync_loop(unsettled, run, config.resync_seconds), name="resync"
+        resync.resync_loop(unsettled, functools.partial(resync_pass, memo), config.resync_seconds),
+        name="resync",
     )
     if admissions is not None:
         memo.admission_loop = asyncio.create_task(admission_loop(memo.ctx), name="admission")
