@@ -1,6 +1,6 @@
 """`python -m genvid_operator`: run the operator for the configured namespace.
 
-The settings are read here, once: they pick the namespace, size the resync timer when the
+The settings are read here, once: they pick the namespace, set the retention when the
 handlers are registered, and reach every handler through kopf's memo. One active operator per
 cluster (the Deployment uses strategy Recreate), so kopf peering is off; the liveness endpoint
 serves the kubelet's probe.

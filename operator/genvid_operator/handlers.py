@@ -1,8 +1,10 @@
 """kopf handlers: they only route triggers to `reconcile`; the decisions live in `phases`.
 
-`register` wires them into a registry once the settings are read: the resync timer's interval
-is a setting, and kopf needs it when the handler is registered. The other handlers find the
-settings in kopf's memo, put there by `__main__` (read once per process).
+`register` wires them into a registry once the settings are read (the retention needs them
+then); the handlers find the settings in kopf's memo, put there by `__main__` (read once per
+process). The periodic resync is no kopf timer but one loop (`resync`) over the names of the
+unsettled generations, which the VideoGeneration events keep: with no timer, daemon or on.delete
+handler, no handler needs kopf's finalizer, so kopf writes nothing to a VideoGeneration.
 
 Jobs and pods are indexed by generation (`kopf.index`): kopf fills the indexes from the watches
 it runs anyway, before any other handler runs, so a pass reads them instead of asking the
@@ -17,28 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any, cast
 
 import kopf
 
-from genvid_contracts.resource import (
-    GROUP,
-    PLURAL,
-    VERSION,
-    VideoGeneration,
-    VideoGenerationStatus,
-)
-from genvid_contracts.status import TERMINAL_STATUSES
-from genvid_operator import metrics, retention
+from genvid_contracts.resource import GROUP, PLURAL, VERSION, VideoGeneration
+from genvid_operator import metrics, resync, retention
 from genvid_operator.admission import Admissions
 from genvid_operator.cluster import Cluster, Json, api_client
 from genvid_operator.config import Settings
 from genvid_operator.jobspec import GENERATION_LABEL, MANAGED_BY
 from genvid_operator.mirror import GenerationMirror
 from genvid_operator.publish import EventPublisher, NatsUnavailable
-from genvid_operator.reconcile import Context, reconcile, unsynced
+from genvid_operator.reconcile import Context, reconcile
 from genvid_operator.results import StoredResults
+from genvid_operator.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +53,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         index = f"{plural}_by_generation"  # the kwarg name under which handlers receive it
         kopf.index(group, "v1", plural, labels=labels, id=index, registry=registry)(by_generation)
         kopf.on.event(group, "v1", plural, labels=labels, registry=registry)(child_changed)
-    kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        interval=settings.resync_seconds,
-        when=_unsettled,
-        registry=registry,
-    )(resync)
     retention.register(registry, settings)
 
 
@@ -91,6 +80,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     # unlimited unless `worker_limit` says otherwise (a limit slows a burst and a restart).
     settings.queueing.worker_limit = config.worker_limit
     settings.posting.level = logging.WARNING
+    # No handler needs a finalizer (no timer, daemon or on.delete), so kopf puts none on a
+    # VideoGeneration. Earlier versions' resync timer did, under this name: named so, kopf
+    # removes it from any object it sees carrying it (one PATCH each, once), and deleting
+    # such an object never hangs.
     settings.persistence.finalizer = f"{GROUP}/operator"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -125,6 +118,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
         opened.pop_all()
     kicked = memo.ctx.kicked
     metrics.KICKS_PENDING.set_function(lambda: float(len(kicked)))
+    unsettled = memo.unsettled = resync.Unsettled()
+    metrics.TRACKED.labels(structure="unsettled").set_function(lambda: float(len(unsettled)))
+    memo.resync_loop = asyncio.create_task(
+        resync.resync_loop(unsettled, functools.partial(resync_pass, memo), config.resync_seconds),
+        name="resync",
+    )
     if admissions is not None:
         memo.admission_loop = asyncio.create_task(admission_loop(memo.ctx), name="admission")
 
@@ -161,11 +160,8 @@ async def _reap_vanished(ctx: Context, admissions: Admissions) -> None:
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    loop: asyncio.Task[None] | None = getattr(memo, "admission_loop", None)
-    if loop is not None:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
+    await stop(getattr(memo, "admission_loop", None))
+    await stop(getattr(memo, "resync_loop", None))
     ctx: Context | None = getattr(memo, "ctx", None)
     if ctx is None:
         return
@@ -180,6 +176,8 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 async def _reconcile(
     memo: kopf.Memo, namespace: str, name: str, trigger: str, body: kopf.Body | None = None
 ) -> None:
+    """A pass with its metrics. One that fails leaves its generation to the resync loop: kopf
+    does not retry an event handler."""
     vg = cast(VideoGeneration, dict(body)) if body is not None else None
     try:
         with (
@@ -188,24 +186,33 @@ async def _reconcile(
         ):
             await reconcile(memo.ctx, namespace, name, vg)
     except NatsUnavailable as exc:
-        # Expected while NATS is down: not a failure for kopf to back off from (its timer would
-        # wait a minute); the resync publishes the transition at its next interval.
+        # Expected while NATS is down: the transition stays unsynced, and the resync publishes
+        # it at its next interval once NATS is back.
         metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
+        memo.unsettled.add(name)
         log.warning("%s/%s: %s", namespace, name, exc)
     except Exception:
         metrics.RECONCILE_ERRORS.labels(trigger=trigger).inc()
+        memo.unsettled.add(name)
         raise
 
 
 async def generation_changed(
     type: str, name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
 ) -> None:
+    """Every event of every VideoGeneration comes here: it keeps the resync's set of unsettled
+    generations, and passes over the generation unless there is nothing to decide."""
     assert namespace, "VideoGeneration is namespaced"
     metrics.watched("generation")
+    ctx: Context = memo.ctx
     if type == "DELETED":
-        await memo.ctx.vanished([name])
+        memo.unsettled.discard(name)
+        await ctx.vanished([name])
         return
-    if memo.ctx.settled_here(namespace, name, cast(VideoGeneration, body)):
+    vg = cast(VideoGeneration, body)
+    ttl = ctx.settings.ttl_seconds_after_finished
+    memo.unsettled.observe(name, resync.unsettled(vg, ctx.job(name), ttl))
+    if ctx.settled_here(namespace, name, vg):
         return
     await _reconcile(memo, namespace, name, "generation", body)
 
@@ -225,15 +232,20 @@ async def child_changed(
         await _reconcile(memo, namespace, labels[GENERATION_LABEL], trigger)
 
 
-def _unsettled(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL_STATUSES or unsynced(
-        cast(VideoGenerationStatus, dict(status))
-    )
+async def resync_pass(memo: kopf.Memo, name: str) -> None:
+    """The resync of one generation of the set: a pass unless what the passes last saw of it is
+    settled, then out of the set if it is settled now (or forgotten: settled without a Job, or
+    gone). A pass that raises leaves it in the set."""
+    ctx: Context = memo.ctx
+    if _settled_as_seen(ctx, name) is not True:
+        await _reconcile(memo, ctx.settings.namespace, name, "resync")
+    if _settled_as_seen(ctx, name) is not False:
+        memo.unsettled.discard(name)
 
 
-async def resync(
-    name: str, namespace: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any
-) -> None:
-    """Level-triggered safety net: a missed event or a failed pass is retried here."""
-    assert namespace, "VideoGeneration is namespaced"
-    await _reconcile(memo, namespace, name, "resync", body)
+def _settled_as_seen(ctx: Context, name: str) -> bool | None:
+    """Whether the newest body a pass holds of the generation is settled; None: none held."""
+    vg = ctx.current(ctx.settings.namespace, name, None)
+    if vg is None:
+        return None
+    return not resync.unsettled(vg, ctx.job(name), ctx.settings.ttl_seconds_after_finished)

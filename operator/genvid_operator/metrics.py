@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
-# What runs a reconcile pass: a watch event of one of these resources, the resync timer, or
+# What runs a reconcile pass: a watch event of one of these resources, the resync loop, or
 # an admission pass (a generation it admitted, or the admission loop itself).
 TRIGGERS = ("generation", "job", "pod", "resync", "admission")
 WATCHED = ("generation", "job", "pod")
@@ -143,7 +143,8 @@ RETENTION_SWEEP_TIME = Gauge(
 TRACKED = Gauge(
     "genvid_operator_tracked_generations",
     "Per-generation entries held in memory, by structure (locks: reconcile locks; finished: "
-    "the retention map). They go when the resource goes, so they follow what exists.",
+    "the retention map; unsettled: the resync's set). They go when the resource goes, so they "
+    "follow what exists.",
     ["structure"],
 )
 

@@ -22,7 +22,6 @@ entry, so the operator's memory follows the resources that exist, not those ever
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
@@ -37,6 +36,7 @@ from genvid_operator import metrics
 from genvid_operator.cluster import Cluster
 from genvid_operator.config import Settings
 from genvid_operator.reconcile import unsynced
+from genvid_operator.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +114,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
 
 
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    loop: asyncio.Task[None] | None = getattr(memo, "retention_loop", None)
-    if loop is not None:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
+    await stop(getattr(memo, "retention_loop", None))
 
 
 async def retention_loop(memo: kopf.Memo, finished: Finished) -> None:

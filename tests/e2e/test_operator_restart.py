@@ -1,7 +1,10 @@
 """An operator that starts over many finished generations does no work for them: it reads them
 through kopf's LIST and WATCH and nothing more. No status patch, no finalizer, no GET of a
-generation or of its Job, no LIST of its pods, so a restart costs the same with ten or with ten
-thousand finished generations in the namespace.
+generation or of its Job, no LIST of its pods, none of them left to its resync, so a restart
+costs the same with ten or with ten thousand finished generations in the namespace.
+
+An operator upgraded from a version that put kopf's finalizer on unfinished generations (its
+resync was a kopf timer) removes that finalizer, so deleting such a generation never hangs.
 
 The apiserver counts what it serves (`apiserver_request_total` on its /metrics): the test
 compares those counts before and after the restart. They are every client's, so the figures
@@ -11,6 +14,7 @@ other component of the stack makes in this namespace's absence of work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections import Counter
@@ -26,6 +30,7 @@ from support.polling import eventually
 pytestmark = pytest.mark.stack
 
 FINISHED = 1000
+LEGACY_FINALIZER = f"{GROUP}/operator"  # kopf's, as earlier versions left it
 _WRITES = ("CREATE", "UPDATE", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION", "POST", "PUT")
 
 
@@ -136,6 +141,7 @@ async def test_a_restarted_operator_does_no_work_for_finished_generations(
     pod_lists = made[("LIST", "pods", "", "namespace")]
     assert pod_lists < 10, f"{pod_lists} LISTs of pods: one per generation?"
     assert resource_versions(pipeline) == versions  # not one of them was written
+    assert await unsettled(pipeline) == 0  # nothing for the resync either
 
 
 def resource_versions(pipeline: Pipeline) -> dict[str, str]:
@@ -143,3 +149,52 @@ def resource_versions(pipeline: Pipeline) -> dict[str, str]:
     items = pipeline.get("vg")["items"]
     assert all(item["status"]["phase"] == "SUCCEEDED" for item in items)
     return {item["metadata"]["name"]: item["metadata"]["resourceVersion"] for item in items}
+
+
+async def unsettled(pipeline: Pipeline) -> float:
+    """The generations the operator's resync passes over."""
+    family = "genvid_operator_tracked_generations"
+    return await sample(pipeline, family, family, structure="unsettled")
+
+
+def finalizers(pipeline: Pipeline, name: str) -> list[str]:
+    found: list[str] = pipeline.get("vg", name)["metadata"].get("finalizers", [])
+    return found
+
+
+def exists(pipeline: Pipeline, name: str) -> bool:
+    return bool(pipeline.kubectl("get", "vg", name, "--ignore-not-found", "-o", "name").strip())
+
+
+async def test_an_upgraded_operator_removes_the_finalizer_an_earlier_version_left(
+    pipeline: Pipeline,
+) -> None:
+    """Two unfinished generations carry the earlier version's finalizer: one is deleted while no
+    operator runs (it stays Terminating), the other is deleted once the new operator saw it. Both
+    go, and both end CANCELED for their users."""
+    pipeline.kill_operator()
+    kept, _ = await pipeline.generate("an upgraded fox", polls_until_done=600)
+    terminating, _ = await pipeline.generate("a terminating fox", polls_until_done=600)
+    legacy = json.dumps({"metadata": {"finalizers": [LEGACY_FINALIZER]}})
+    for generation in (kept, terminating):
+        pipeline.kubectl("patch", "vg", generation.id, "--type=merge", "-p", legacy)
+    pipeline.kubectl("delete", "vg", terminating.id, "--wait=false")
+    assert pipeline.get("vg", terminating.id)["metadata"]["deletionTimestamp"]
+
+    pipeline.restart_operator()
+    await eventually(
+        lambda: LEGACY_FINALIZER not in finalizers(pipeline, kept.id),
+        what="the earlier version's finalizer to be removed",
+        seconds=60,
+    )
+    await eventually(
+        lambda: not exists(pipeline, terminating.id),
+        what="the generation deleted meanwhile to go",
+        seconds=60,
+    )
+    await asyncio.to_thread(pipeline.kubectl, "delete", "vg", kept.id, "--timeout=60s")
+    assert not exists(pipeline, kept.id)
+    for generation in (kept, terminating):
+        final = await generation.wait_final()
+        assert (final["status"], final["reason"]) == ("CANCELED", "ResourceDeleted")
+    assert await unsettled(pipeline) == 0
