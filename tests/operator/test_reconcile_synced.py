@@ -146,12 +146,18 @@ def seqs(patches: list[VideoGenerationStatus]) -> list[tuple[str | None, int, in
     ]
 
 
-async def test_a_non_final_transition_costs_one_patch_and_the_final_one_two() -> None:
+async def running() -> tuple[Apiserver, Sinks, Context]:
+    """A generation taken by one operator through QUEUED to RUNNING."""
     apiserver, sinks = Apiserver(), Sinks()
     ctx = operator(apiserver, sinks)
     await reconcile(ctx, NAMESPACE, NAME)
     worker_running(ctx)
     await reconcile(ctx, NAMESPACE, NAME)
+    return apiserver, sinks, ctx
+
+
+async def test_a_non_final_transition_costs_one_patch_and_the_final_one_two() -> None:
+    apiserver, sinks, ctx = await running()
     # While it runs, the resource says one behind what Postgres and NATS have.
     assert (apiserver.status["eventSeq"], apiserver.status["syncedSeq"]) == (2, 1)
     worker_done(ctx, apiserver)
@@ -168,11 +174,7 @@ async def test_a_non_final_transition_costs_one_patch_and_the_final_one_two() ->
 
 
 async def test_a_pass_with_nothing_new_writes_nothing_even_while_syncedseq_lags() -> None:
-    apiserver, sinks = Apiserver(), Sinks()
-    ctx = operator(apiserver, sinks)
-    await reconcile(ctx, NAMESPACE, NAME)
-    worker_running(ctx)
-    await reconcile(ctx, NAMESPACE, NAME)
+    apiserver, sinks, ctx = await running()
     patches = len(apiserver.patches)
     await reconcile(ctx, NAMESPACE, NAME)  # a resync, a pod event
     await reconcile(ctx, NAMESPACE, NAME, await apiserver.get_generation(NAMESPACE, NAME))
@@ -181,12 +183,7 @@ async def test_a_pass_with_nothing_new_writes_nothing_even_while_syncedseq_lags(
 
 
 async def test_a_restarted_operator_syncs_the_unsynced_transition_again_then_moves_on() -> None:
-    apiserver, sinks = Apiserver(), Sinks()
-    first = operator(apiserver, sinks)
-    await reconcile(first, NAMESPACE, NAME)
-    worker_running(first)
-    await reconcile(first, NAMESPACE, NAME)
-
+    apiserver, sinks, _ = await running()
     second = operator(apiserver, sinks)  # the first was killed: its memory is gone
     worker_running(second)
     await reconcile(second, NAMESPACE, NAME)
