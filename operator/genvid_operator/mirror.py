@@ -1,10 +1,10 @@
 """Mirrors transitions into Postgres (`video_generation_jobs`), for the api's reads.
 
 The row is created by the api; the operator only moves it forward. `event_seq` makes the
-update idempotent and monotonic: replaying an old transition changes nothing, and a row in a
-final state (which the api may also set, for a generation whose resource it never created)
-stays so. A final state settles the generation's budget reservation in the same transaction,
-once.
+update idempotent and monotonic: replaying a transition (the operator syncs the current one
+again after a restart) or an older one changes nothing, and a row in a final state (which the
+api may also set, for a generation whose resource it never created) stays so. A final state
+settles the generation's budget reservation in the same transaction, once.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ class GenerationMirror:
         return cls(pool)
 
     async def write(self, event: TransitionEvent) -> bool:
-        """Apply the event; False when there is no row (a VideoGeneration made by hand)."""
+        """Apply the event; False when it changes nothing: no row (a VideoGeneration made by
+        hand), or the row already holds this transition or a later one (a transition synced
+        again after a restart), or a final state."""
         job_id = _uuid(event["id"])
         if job_id is None:
             return False

@@ -3,9 +3,20 @@
 Every trigger (the VideoGeneration, its Job or its pods changed, or the periodic resync)
 runs the same level-triggered pass, one at a time per object. A transition is first written
 to the VideoGeneration's status (with the next eventSeq), then written to Postgres and
-published to NATS, then recorded as synced (syncedSeq). A pass never decides a new transition while
-an older one is unsynced, so an operator killed at any point loses no transition and
-publishes none twice.
+published to NATS. A pass never decides a new transition before the current one is synced
+(written and published), so an operator killed at any point loses no transition, and both
+sinks are idempotent (Postgres keeps the highest eventSeq, NATS is read back before a publish),
+so none is published twice.
+
+`status.syncedSeq` records the last transition known to be synced, for an operator that starts
+over: a transition at or below it needs no sync. Writing it alone would cost a status patch per
+transition (an apiserver write and a watch event of its own), so the operator remembers what it
+synced (`Known.synced`) and writes syncedSeq with the next status patch of that generation:
+while a generation runs, syncedSeq may be one behind eventSeq. A transition still unsynced on
+the resource when a pass starts (the operator restarted, or no later transition yet) is synced
+again, which writes and publishes nothing new. A final transition has no next patch, so it gets
+its own syncedSeq patch right after its sync: a finished generation is settled (final and
+synced) as the retention and a restarted operator expect.
 
 A finished Job is deleted only after its terminal status is synced: the Job is created with a
 long TTL (`unsynced_job_ttl_seconds`, a safety net) that is shortened to
@@ -64,11 +75,14 @@ ChildIndex = Mapping[str, Collection[Json]]
 class Known:
     """What the passes of one unsettled generation have seen: the resourceVersions they read
     or wrote, and the newest body among them. A body whose version is here is no newer than
-    `body`; `done` says the last pass left nothing to decide from it."""
+    `body`; `done` says the last pass left nothing to decide from it; `synced` is the highest
+    eventSeq this process wrote to Postgres and published, which the resource's syncedSeq
+    records only with its next status patch."""
 
     body: VideoGeneration
     versions: set[str] = field(default_factory=set)
     done: bool = False
+    synced: int = 0
 
 
 @dataclass
@@ -269,7 +283,8 @@ async def _step(ctx: Context, vg: VideoGeneration) -> VideoGeneration | None:
     if decision.status is None:
         return None
     old: VideoGenerationStatus = vg.get("status") or {}
-    vg = await ctx.cluster.patch_status(vg, decision.status)
+    synced = ctx.known[(namespace, name)].synced
+    vg = await ctx.cluster.patch_status(vg, with_synced(old, decision.status, synced))
     ctx.seen(vg)
     _observe(vg, old, ctx.settings.prices_usd_per_second)
     return await _sync(ctx, vg)
@@ -300,20 +315,38 @@ async def _create_job(ctx: Context, vg: VideoGeneration) -> None:
         metrics.JOBS_CREATED.inc()
 
 
+def with_synced(
+    old: VideoGenerationStatus, new: VideoGenerationStatus, synced: int
+) -> VideoGenerationStatus:
+    """`new` carrying syncedSeq up to `synced`, the transition a pass synced without writing
+    it down; never beyond `old`'s eventSeq (a newer transition is not synced yet)."""
+    seq = min(synced, int(old.get("eventSeq") or 0))
+    if seq <= int(new.get("syncedSeq") or 0):
+        return new
+    return {**new, "syncedSeq": seq}
+
+
 async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
-    """Publish and mirror the current transition if that has not happened yet."""
+    """Publish and mirror the current transition if that has not happened yet; record it as
+    synced on the resource now only if it is final (otherwise the next status patch does)."""
     status: VideoGenerationStatus = vg.get("status") or {}
     if not unsynced(status):
         return vg
-    event = event_from(vg)
-    # Postgres first: a client that hears of a transition and then reads the generation finds it.
-    if ctx.mirror is not None and not await ctx.mirror.write(event):
-        log.debug("no video_generation_jobs row for %s", event["id"])
-    await ctx.events.publish_once(event)
-    synced = await ctx.cluster.patch_status(vg, {**status, "syncedSeq": status["eventSeq"]})
+    seq = int(status["eventSeq"])
+    known = ctx.known[(vg["metadata"]["namespace"], vg["metadata"]["name"])]
+    if known.synced < seq:
+        event = event_from(vg)
+        # Postgres first: a client that hears of a transition and then reads the generation
+        # finds it.
+        if ctx.mirror is not None and not await ctx.mirror.write(event):
+            log.debug("video_generation_jobs unchanged by %s:%s", event["id"], seq)
+        await ctx.events.publish_once(event)
+        known.synced = seq
+    if status.get("phase") not in TERMINAL_STATUSES:
+        return vg
+    synced = await ctx.cluster.patch_status(vg, {**status, "syncedSeq": seq})
     ctx.seen(synced)
-    if status.get("phase") in TERMINAL_STATUSES:
-        await ctx.admit()  # its place under the caps is free (settled with the mirror write)
+    await ctx.admit()  # its place under the caps is free (settled with the mirror write)
     return synced
 
 

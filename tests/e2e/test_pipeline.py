@@ -181,6 +181,28 @@ async def test_operator_killed_mid_flight_loses_and_repeats_nothing(pipeline: Pi
     assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
 
 
+async def test_operator_restarted_between_two_transitions_syncs_the_first_again_once(
+    pipeline: Pipeline,
+) -> None:
+    """A running generation's syncedSeq waits for its next status patch: an operator killed
+    before that leaves the transition unsynced on the resource, and the next one syncs it
+    again without the client hearing of it twice."""
+    generation, _ = await pipeline.generate("a heron in the reeds", polls_until_done=40)
+    assert statuses(await generation.events(limit=2)) == ["QUEUED", "RUNNING"]
+    running = pipeline.get("vg", generation.id)["status"]
+    assert (running["phase"], running["eventSeq"], running["syncedSeq"]) == ("RUNNING", 2, 1)
+    pipeline.kill_operator()
+    pipeline.restart_operator()
+
+    seen = await generation.events()
+    assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
+    assert [e.data["seq"] for e in seen] == [1, 2, 3]
+    final = pipeline.get("vg", generation.id)["status"]
+    assert (final["eventSeq"], final["syncedSeq"]) == (3, 3)
+    row = await job_row(pipeline.env["DATABASE_URL"], generation.id)
+    assert (row["status"], row["event_seq"]) == ("SUCCEEDED", 3)
+
+
 async def test_sse_resumes_after_last_event_id_without_gaps_or_repeats(
     pipeline: Pipeline,
 ) -> None:
