@@ -4,15 +4,18 @@ The settings are read here, once: they pick the namespace, set the retention whe
 handlers are registered, and reach every handler through kopf's memo. One active operator per
 cluster (the Deployment uses strategy Recreate), so kopf peering is off; the liveness endpoint
 serves the kubelet's probe.
+
+kopf runs on uvloop rather than asyncio's own loop: its transports, TLS and callbacks cost the
+operator less CPU per watch event and per request, and kopf runs on any asyncio loop.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 import kopf
+import uvloop
 from prometheus_client import start_http_server
 
 from genvid_operator import handlers
@@ -33,7 +36,7 @@ def main() -> None:
     if not args.verbose:
         # kopf logs every handler call; transitions are logged by genvid_operator.reconcile.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    asyncio.run(
+    uvloop.run(
         kopf.operator(
             registry=registry,
             memo=kopf.Memo(settings=settings),

@@ -1,15 +1,19 @@
 """The few apiserver calls the operator makes: read and patch VideoGenerations, create, read
 and delete their Jobs, list their pods. Plain dicts come back, as `phases.decide` takes them.
 
-Job and pod responses are read as plain JSON (`_preload_content=False`): the client's model
-classes would cost more of the operator's CPU than the request itself, only to be turned back
-into dicts."""
+The requests are plain JSON over one aiohttp session (`KubeApi`): the generated client's model
+classes, its per-call parameter handling and its proxy and netrc lookups (a thread hop per
+request) cost the operator more CPU than the request itself. kubernetes_asyncio still reads the
+credentials (in-cluster or the kubeconfig) and refreshes a token that expires. Like kopf's own
+requests, these ignore proxy variables and ~/.netrc; a kubeconfig's `proxy-url` is used."""
 
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -24,41 +28,95 @@ from genvid_operator.jobspec import GENERATION_LABEL, job_name
 
 Json = dict[str, Any]
 _MERGE_PATCH = "application/merge-patch+json"
+_JSON = "application/json"
 
 
-async def api_client(connections: int) -> client.ApiClient:
+class KubeApi:
+    """JSON requests to the apiserver; a failure raises `ApiException` with the status, as the
+    generated client does. At most `connections` requests are in flight (the rest wait)."""
+
+    def __init__(self, configuration: client.Configuration, connections: int) -> None:
+        context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+        if configuration.cert_file:
+            context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
+        if not configuration.verify_ssl:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        self._configuration = configuration
+        self._host = configuration.host.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, ssl=context),
+            timeout=aiohttp.ClientTimeout(),
+            read_bufsize=2**21,  # large objects: etcd takes requests up to 1.5 MiB
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        params: dict[str, str] | None = None,
+        content_type: str = _JSON,
+    ) -> Json:
+        headers = {"Accept": _JSON}
+        for auth in (await self._configuration.auth_settings()).values():
+            headers[auth["key"]] = auth["value"]  # a refreshed token, where it expires
+        if body is not None:
+            headers["Content-Type"] = content_type
+        async with self._session.request(
+            method,
+            self._host + path,
+            params=params,
+            data=None if body is None else json.dumps(body),
+            headers=headers,
+            proxy=self._configuration.proxy,
+            server_hostname=self._configuration.tls_server_name,
+        ) as response:
+            text = await response.read()
+            if not 200 <= response.status <= 299:
+                raise ApiException(status=response.status, reason=text.decode(errors="replace"))
+        document: Json = json.loads(text)
+        return document
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+async def api_client(connections: int) -> KubeApi:
     """In-cluster credentials when running in a pod, else the kubeconfig (KUBECONFIG); at
     most `connections` requests in flight at once (the rest wait for a free connection)."""
     try:
         config.load_incluster_config()
     except config.ConfigException:
         await config.load_kube_config()
-    configuration = client.Configuration.get_default_copy()
-    configuration.connection_pool_maxsize = connections
-    return client.ApiClient(configuration)
+    return KubeApi(client.Configuration.get_default_copy(), connections)
 
 
 class Conflict(Exception):
     """The object changed since it was read: read it again and decide again."""
 
 
+def _generations(namespace: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+
+
+def _jobs(namespace: str) -> str:
+    return f"/apis/batch/v1/namespaces/{namespace}/jobs"
+
+
 class Cluster:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: KubeApi) -> None:
         self._api = api
-        self._custom = client.CustomObjectsApi(api)
-        self._batch = client.BatchV1Api(api)
-        self._core = client.CoreV1Api(api)
 
     async def get_generation(self, namespace: str, name: str) -> VideoGeneration | None:
         try:
-            obj: VideoGeneration = await self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
+            obj: Json = await self._api.request("GET", f"{_generations(namespace)}/{name}")
         except ApiException as error:
             if error.status == 404:
                 return None
             raise
-        return obj
+        return obj  # type: ignore[return-value]
 
     async def patch_status(
         self, vg: VideoGeneration, new: VideoGenerationStatus
@@ -75,29 +133,18 @@ class Cluster:
             "metadata": {"resourceVersion": meta["resourceVersion"]},
             "status": {**{key: None for key in old if key not in new}, **new},
         }
+        path = f"{_generations(meta['namespace'])}/{meta['name']}/status"
         try:
-            obj: VideoGeneration = await self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                meta["namespace"],
-                PLURAL,
-                meta["name"],
-                body,
-                _content_type=_MERGE_PATCH,
-            )
+            obj: Json = await self._api.request("PATCH", path, body, content_type=_MERGE_PATCH)
         except ApiException as error:
             if error.status == 409:
                 raise Conflict(f"{meta['namespace']}/{meta['name']} changed meanwhile") from error
             raise
-        return obj
+        return obj  # type: ignore[return-value]
 
     async def get_job(self, namespace: str, generation: str) -> Json | None:
         try:
-            return await _plain(
-                self._batch.read_namespaced_job(
-                    job_name(generation), namespace, _preload_content=False
-                )
-            )
+            return await self._api.request("GET", f"{_jobs(namespace)}/{job_name(generation)}")
         except ApiException as error:
             if error.status == 404:
                 return None
@@ -106,11 +153,7 @@ class Cluster:
     async def create_job(self, body: Json) -> bool:
         """Create the Job; False if it already exists (a retried or restarted reconcile)."""
         try:
-            await _plain(
-                self._batch.create_namespaced_job(
-                    body["metadata"]["namespace"], body, _preload_content=False
-                )
-            )
+            await self._api.request("POST", _jobs(body["metadata"]["namespace"]), body)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -120,63 +163,44 @@ class Cluster:
     async def set_job_ttl(self, namespace: str, generation: str, seconds: int) -> None:
         """Let the TTL controller delete the finished Job `seconds` after it finished."""
         body = {"spec": {"ttlSecondsAfterFinished": seconds}}
+        path = f"{_jobs(namespace)}/{job_name(generation)}"
         try:
-            await _plain(
-                self._batch.patch_namespaced_job(
-                    job_name(generation),
-                    namespace,
-                    body,
-                    _content_type=_MERGE_PATCH,
-                    _preload_content=False,
-                )
-            )
+            await self._api.request("PATCH", path, body, content_type=_MERGE_PATCH)
         except ApiException as error:
             if error.status != 404:
                 raise
 
     async def delete_job(self, namespace: str, generation: str) -> None:
         """Delete the Job and, in the background, its pods: the kubelet kills the worker."""
+        path = f"{_jobs(namespace)}/{job_name(generation)}"
         try:
-            await _plain(
-                self._batch.delete_namespaced_job(
-                    job_name(generation),
-                    namespace,
-                    propagation_policy="Background",
-                    _preload_content=False,
-                )
-            )
+            await self._api.request("DELETE", path, params={"propagationPolicy": "Background"})
         except ApiException as error:
             if error.status != 404:
                 raise
 
     async def list_pods(self, namespace: str, generation: str) -> list[Json]:
-        pods = await _plain(
-            self._core.list_namespaced_pod(
-                namespace,
-                label_selector=f"{GENERATION_LABEL}={generation}",
-                _preload_content=False,
-            )
+        pods = await self._api.request(
+            "GET",
+            f"/api/v1/namespaces/{namespace}/pods",
+            params={"labelSelector": f"{GENERATION_LABEL}={generation}"},
         )
         items: list[Json] = pods.get("items") or []
         return items
 
     async def generation_names(self, namespace: str) -> set[str]:
         """The names of every VideoGeneration in the namespace (metadata only is used)."""
-        listed = await self._custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        return {item["metadata"]["name"] for item in listed.get("items", [])}
+        listed = await self._api.request("GET", _generations(namespace))
+        return {item["metadata"]["name"] for item in listed.get("items") or []}
 
     async def delete_generation(
         self, namespace: str, name: str, uid: str, resource_version: str
     ) -> bool:
         """Delete the VideoGeneration only if it is still that object at that version (a
         precondition, so a version judged due is the one deleted); False if gone or changed."""
-        options = client.V1DeleteOptions(
-            preconditions=client.V1Preconditions(uid=uid, resource_version=resource_version)
-        )
+        options = {"preconditions": {"uid": uid, "resourceVersion": resource_version}}
         try:
-            await self._custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, body=options
-            )
+            await self._api.request("DELETE", f"{_generations(namespace)}/{name}", options)
         except ApiException as error:
             if error.status in (404, 409):
                 return False
@@ -185,17 +209,3 @@ class Cluster:
 
     async def close(self) -> None:
         await self._api.close()
-
-
-async def _plain(request: Any) -> Json:
-    """The JSON of a response requested with `_preload_content=False`, a failure raised as
-    the client raises it (ApiException with the status)."""
-    response = await request
-    try:
-        body = await response.read()
-    finally:
-        response.release()
-    if not 200 <= response.status <= 299:
-        raise ApiException(status=response.status, reason=body.decode(errors="replace"))
-    document: Json = json.loads(body)
-    return document

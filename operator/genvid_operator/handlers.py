@@ -60,7 +60,7 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
-def by_generation(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Json]:
+async def by_generation(labels: kopf.Labels, body: kopf.Body, **_: Any) -> dict[str, Json]:
     """A Job or pod under the name of the generation it runs (a copy: kopf's body is live)."""
     return {labels[GENERATION_LABEL]: dict(body)}
 

@@ -98,7 +98,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     retention = dt.timedelta(seconds=settings.finished_retention_seconds)
     finished = Finished()
 
-    def track(type: str, name: str, status: kopf.Status, meta: kopf.Meta, **_: Any) -> None:
+    async def track(type: str, name: str, status: kopf.Status, meta: kopf.Meta, **_: Any) -> None:
         finished.observe(type, name, status, meta, retention)
 
     async def startup(memo: kopf.Memo, **_: Any) -> None:
