@@ -72,7 +72,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         stack.push_async_callback(nats_stream.close, nc, connecting)
         # One consumer of the stream for every event stream this process serves.
-        hub = fanout.Hub(nc, settings.sse_queue_events)
+        hub = fanout.Hub(nc, settings.sse_queue_events, settings.sse_heartbeat_seconds)
         hub.start()
         stack.push_async_callback(hub.close)
         sessions = create_session_factory(engine)

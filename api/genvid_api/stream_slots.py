@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 TTL_PERIODS = 3
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Slot:
     """An open stream's place under the cap, and the session it serves."""
 
