@@ -14,7 +14,10 @@ stream sequence is never sent twice (`Feed`). The SSE `id:` stays the stream seq
 client may resume on any api process.
 
 Each stream has a bounded queue: a client that does not keep up is ended (EventSource then
-reconnects with Last-Event-ID and replays what it missed), never buffered without bound.
+reconnects with Last-Event-ID and replays what it missed), never buffered without bound. A
+stream keeps as few objects as it can (the garbage collector's full collections walk them all,
+ten thousand streams' worth): no timer of its own, the hub's one beat sends the heartbeats of
+quiet streams and ends those whose access token expired.
 
 NATS outages: the hub keeps the stream sequence it has dispatched up to, and subscribes again
 from the next one whenever its consumer goes silent (no message and no heartbeat for a few
