@@ -54,18 +54,24 @@ class EventStreamResponse(Response):
         self._send: Send | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        self._send = send
-        watcher = asyncio.create_task(self._watch(receive))
         try:
-            await self._source.run(self.write)
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            self._send = send
+            watcher = asyncio.create_task(self._watch(receive))
+            try:
+                await self._source.run(self.write)
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                watcher.cancel()
         finally:
-            watcher.cancel()
             self._send = None
-            await self._source.close()
+            await self._source.close()  # also when the client was gone before the start
 
     async def write(self, frame: bytes) -> None:
         assert self._send is not None, "write while the response runs"
