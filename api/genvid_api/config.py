@@ -173,6 +173,12 @@ class Settings(DatabaseSettings, NatsSettings):
     )
 
     # Operations
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Allocations between the garbage collector's young collections (Python's "
+        "default is 700); 0 keeps the interpreter's thresholds.",
+    )
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="Prometheus metrics on this port; 0: not served."
     )

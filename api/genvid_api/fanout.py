@@ -14,7 +14,10 @@ stream sequence is never sent twice (`Feed`). The SSE `id:` stays the stream seq
 client may resume on any api process.
 
 Each stream has a bounded queue: a client that does not keep up is ended (EventSource then
-reconnects with Last-Event-ID and replays what it missed), never buffered without bound.
+reconnects with Last-Event-ID and replays what it missed), never buffered without bound. A
+stream keeps as few objects as it can (the garbage collector's full collections walk them all,
+ten thousand streams' worth): no timer of its own, the hub's one beat sends the heartbeats of
+quiet streams and ends those whose access token expired.
 
 NATS outages: the hub keeps the stream sequence it has dispatched up to, and subscribes again
 from the next one whenever its consumer goes silent (no message and no heartbeat for a few
@@ -34,7 +37,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +62,13 @@ SILENT_PERIODS = 3
 INACTIVE_THRESHOLD_SECONDS = 30.0
 # How long a new stream waits for the hub's first subscription before answering 503.
 READY_TIMEOUT_SECONDS = 5.0
+# The period of the hub's beat: how late a heartbeat or the end of an expired stream may be.
+BEAT_SECONDS = 1.0
 
 Encode = Callable[[uuid.UUID, "Event"], Coroutine[Any, Any, bytes]]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Event:
     """One message of the stream, shared by every stream it goes to."""
 
@@ -91,44 +96,90 @@ class Event:
 
 
 class Listener:
-    """An open stream's place in the hub: its queue of live events, bounded."""
+    """An open stream's place in the hub: its queue of live events (bounded), and the one
+    future its stream waits on. Slotted and lean: the garbage collector's full collections
+    walk every object an open stream keeps, so each one counts ten thousand times."""
+
+    __slots__ = (
+        "_beat",
+        "_events",
+        "_waiter",
+        "deadline",
+        "encode",
+        "ended",
+        "generation_id",
+        "limit",
+        "owner",
+        "quiet_since",
+        "user_id",
+    )
 
     def __init__(
-        self, owner: uuid.UUID, generation_id: str | None, limit: int, encode: Encode
+        self,
+        owner: uuid.UUID,
+        generation_id: str | None,
+        limit: int,
+        encode: Encode,
+        deadline: float,
     ) -> None:
         self.owner = owner
         self.user_id = str(owner)
         self.encode = encode
         self.generation_id = generation_id
         self.limit = limit
+        # When (monotonic) the stream's access token expires: the hub's beat ends it then.
+        self.deadline = deadline
+        # Since when (monotonic) the stream has sent nothing: the beat's heartbeat is due after.
+        self.quiet_since = time.monotonic()
         self.ended: str | None = None
-        self._events: deque[Event] = deque()
-        self._wake = asyncio.Event()
+        self._events: deque[Event] | None = None  # most streams are idle: no queue until used
+        self._waiter: asyncio.Future[None] | None = None
+        self._beat = False
 
     def offer(self, event: Event) -> bool:
         """Queue the event; False when the queue is full."""
-        if len(self._events) >= self.limit:
+        if self._events is None:
+            self._events = deque()
+        elif len(self._events) >= self.limit:
             return False
         self._events.append(event)
         event.build(self.owner, self.encode)
-        self._wake.set()
+        self._wake()
         return True
 
     def end(self, reason: str) -> None:
         self.ended = self.ended or reason
-        self._wake.set()
+        self._wake()
 
-    async def get(self, within: float | None) -> Event | None:
-        """The next live event; None after `within` seconds without one, or once ended."""
-        try:
-            async with asyncio.timeout(within):
-                while not self._events:
-                    if self.ended:
-                        return None
-                    self._wake.clear()
-                    await self._wake.wait()
-        except TimeoutError:
-            return None
+    def beat(self, now: float, heartbeat: float) -> None:
+        """The hub's periodic call: end the stream once its token has expired, or have it
+        send a heartbeat once it has been quiet for `heartbeat` seconds."""
+        if now >= self.deadline:
+            self.end("expired")
+        elif now - self.quiet_since >= heartbeat:
+            self._beat = True
+            self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Event | None:
+        """The next live event; None when a heartbeat is due, or once ended."""
+        while not self._events:
+            if self.ended:
+                return None
+            if self._beat:
+                self._beat = False
+                self.quiet_since = time.monotonic()
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self.quiet_since = time.monotonic()
         return self._events.popleft()
 
 
@@ -144,10 +195,11 @@ def _route(subject: str) -> tuple[str, str] | None:
 class Hub:
     """The process's one consumer of the stream and its listeners, by user."""
 
-    def __init__(self, nc: NATS, queue_limit: int) -> None:
+    def __init__(self, nc: NATS, queue_limit: int, heartbeat: float) -> None:
         self._nc = nc
         self.js = nc.jetstream()
         self._queue_limit = queue_limit
+        self._heartbeat = heartbeat
         self._listeners: dict[str, set[Listener]] = {}
         # The stream sequence dispatched up to; None until the first subscription.
         self.position: int | None = None
@@ -163,11 +215,25 @@ class Hub:
         self._heard_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._shutdown_task: asyncio.Task[None] | None = None
+        self._beat_task: asyncio.Task[None] | None = None
         self.shutting_down = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="genvid-sse-hub")
         self._shutdown_task = asyncio.create_task(self._end_on_shutdown(), name="genvid-sse-end")
+        self._beat_task = asyncio.create_task(self._beat(), name="genvid-sse-beat")
+
+    async def _beat(self) -> None:
+        """One clock for every stream of the process (not a timer each, re-armed at every
+        event): heartbeats of quiet streams, and the end of those whose token expired, at
+        most `BEAT_SECONDS` late."""
+        period = min(self._heartbeat, BEAT_SECONDS)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for listeners in self._listeners.values():
+                for listener in listeners:
+                    listener.beat(now, self._heartbeat)
 
     async def _end_on_shutdown(self) -> None:
         """One waiter for the process ends every listener once the server begins to shut
@@ -182,7 +248,7 @@ class Hub:
                 listener.end(reason)
 
     async def close(self) -> None:
-        for task in (self._task, self._shutdown_task):
+        for task in (self._task, self._shutdown_task, self._beat_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -212,7 +278,11 @@ class Hub:
         return self.position
 
     def join(
-        self, user_id: uuid.UUID, generation_id: uuid.UUID | None, encode: Encode
+        self,
+        user_id: uuid.UUID,
+        generation_id: uuid.UUID | None,
+        encode: Encode,
+        expires_in: float,
     ) -> tuple[Listener, int]:
         """A new listener, and the position after which the hub delivers to it (synchronous:
         nothing is dispatched between the two)."""
@@ -222,6 +292,7 @@ class Hub:
             None if generation_id is None else str(generation_id),
             self._queue_limit,
             encode,
+            time.monotonic() + expires_in,
         )
         self._listeners.setdefault(listener.user_id, set()).add(listener)
         if self.shutting_down:
@@ -370,10 +441,12 @@ class Hub:
 class Feed:
     """One stream's events in stream order: what it missed (direct gets), then the hub's."""
 
+    __slots__ = ("_hub", "_listener", "_live_from", "_replaying", "_subject", "cursor")
+
     def __init__(
         self, hub: Hub, listener: Listener, subject: str, after: int, live_from: int
     ) -> None:
-        self._js = hub.js
+        self._hub = hub
         self._listener = listener
         self._subject = subject
         self._live_from = live_from
@@ -388,15 +461,19 @@ class Feed:
         """End the stream: its pending or next `next()` returns None."""
         self._listener.end(reason)
 
-    async def next(self, within: float | None) -> Event | None:
-        """The next event; None after `within` seconds without one, or once ended."""
+    def close(self) -> None:
+        """Leave the hub (once the stream is over)."""
+        self._hub.leave(self._listener)
+
+    async def next(self) -> Event | None:
+        """The next event; None when a heartbeat is due, or once ended."""
         if self._replaying:
             event = await self._replay_next()
             if event is not None:
                 return event
             self._replaying = False
         while True:
-            event = await self._listener.get(within)
+            event = await self._listener.get()
             if event is None or event.seq > self.cursor:
                 break
         if event is not None:
@@ -406,7 +483,7 @@ class Feed:
     async def _replay_next(self) -> Event | None:
         while True:
             try:
-                raw = await self._js.get_msg(
+                raw = await self._hub.js.get_msg(
                     STREAM_NAME, seq=self.cursor + 1, subject=self._subject, next=True
                 )
             except nats.js.errors.NotFoundError:
@@ -420,8 +497,7 @@ class Feed:
             log.warning("skipping undecodable message on %s", self._subject)
 
 
-@contextlib.asynccontextmanager
-async def feed(
+async def open_feed(
     hub: Hub,
     user_id: uuid.UUID,
     generation_id: uuid.UUID | None,
@@ -429,12 +505,11 @@ async def feed(
     *,
     after: int,
     encode: Encode,
-) -> AsyncIterator[Feed]:
+    expires_in: float,
+) -> Feed:
     """The events after stream sequence `after` on `subject` (one generation's, or all the
-    user's), for as long as the block lasts; it ends (`Feed.ended`) when the server shuts down."""
+    user's), until `Feed.close()`. It ends (`Feed.ended`) when the server shuts down, or
+    `expires_in` seconds from now (the stream's access token expires)."""
     await hub.ready()
-    listener, live_from = hub.join(user_id, generation_id, encode)
-    try:
-        yield Feed(hub, listener, subject, after, live_from)
-    finally:
-        hub.leave(listener)
+    listener, live_from = hub.join(user_id, generation_id, encode, expires_in)
+    return Feed(hub, listener, subject, after, live_from)

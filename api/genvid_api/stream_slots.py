@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 TTL_PERIODS = 3
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Slot:
     """An open stream's place under the cap, and the session it serves."""
 
@@ -95,6 +95,7 @@ class SlotKeeper:
 
     async def give_back(self, slot: Slot) -> None:
         self._slots.pop(slot.id, None)
+        slot._on_end = None  # it refers to the stream: no cycle left for the collector
         with anyio.move_on_after(5, shield=True):
             async with self._sessions() as session:
                 await sse_streams.give_back(session, slot.id)

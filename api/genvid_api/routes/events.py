@@ -26,7 +26,6 @@ import json
 import math
 import time
 import uuid
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -48,7 +47,7 @@ from genvid_api.metrics import SSE_EVENTS
 from genvid_api.models import Generation, User
 from genvid_api.queries import generations
 from genvid_api.security import TokenClaims
-from genvid_api.sse_response import EventStreamResponse
+from genvid_api.sse_response import EventStreamResponse, FrameSource, Write
 from genvid_api.stream_slots import Slot
 from genvid_api.views import event_payload
 from genvid_contracts.events import job_subject, user_subjects
@@ -123,17 +122,12 @@ async def _take_slot(ctx: AppContext, claims: TokenClaims) -> Slot:
     return slot
 
 
-def _wait(slot: Slot, longest: float) -> float:
-    """How long a stream may wait for its next event: its token's life, at most `longest`."""
-    return min(slot.seconds_left(), longest)
-
-
 def _is_terminal(body: dict[str, Any]) -> bool:
     return body.get("status") in TERMINAL_STATUSES
 
 
-# The comment line an idle stream sends every `GENVID_SSE_HEARTBEAT_SECONDS`: written by the
-# stream itself when it has waited that long, not by a ping task of its own.
+# The comment line a quiet stream sends every `GENVID_SSE_HEARTBEAT_SECONDS`: written by the
+# stream itself when the hub's beat says it is due, not by a ping task of its own.
 _HEARTBEAT = ServerSentEvent(comment="ping").encode()
 
 
@@ -158,18 +152,57 @@ async def _snapshot(ctx: AppContext, user_id: uuid.UUID, generation: Generation)
     )
 
 
-def _sse(stream: AsyncGenerator[bytes, None], slot: Slot) -> EventStreamResponse:
-    return EventStreamResponse(
-        stream,
-        on_disconnect=slot.end,
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+def _sse(stream: FrameSource) -> EventStreamResponse:
+    return EventStreamResponse(stream, headers={"Cache-Control": "no-cache"})
 
 
 async def _load(ctx: AppContext, user_id: uuid.UUID, generation_id: uuid.UUID) -> Generation | None:
     # A short session of its own: a stream must not hold a database connection.
     async with ctx.sessions() as session:
         return await generations.get_owned(session, user_id, generation_id)
+
+
+class _Stream:
+    """What both event streams keep while open: one slotted object each (no closure, no
+    generator), since the garbage collector walks every open stream's objects."""
+
+    __slots__ = ("_feed", "ctx", "slot", "user_id")
+
+    def __init__(self, ctx: AppContext, user_id: uuid.UUID, slot: Slot) -> None:
+        self.ctx = ctx
+        self.user_id = user_id
+        self.slot = slot
+        self._feed: fanout.Feed | None = None
+
+    async def _open(self, generation_id: uuid.UUID | None, subject: str, after: int) -> fanout.Feed:
+        feed = self._feed = await fanout.open_feed(
+            self.ctx.hub,
+            self.user_id,
+            generation_id,
+            subject,
+            after=after,
+            encode=_encoder(self.ctx),
+            expires_in=self.slot.seconds_left(),
+        )
+        self.slot.on_end(self._slot_ended)
+        return feed
+
+    def _slot_ended(self) -> None:
+        if self._feed is not None:
+            self._feed.end("slot")
+
+    def _over(self, feed: fanout.Feed) -> bool:
+        """The client reconnects (with Last-Event-ID, maybe elsewhere, with a fresh token),
+        or not at all (its session ended)."""
+        return feed.ended is not None or not self.slot.still_valid()
+
+    def disconnected(self) -> None:
+        self.slot.end()
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
+        await self.ctx.slots.give_back(self.slot)
 
 
 @dataclass(frozen=True)
@@ -224,53 +257,68 @@ async def generation_events(generation_id: uuid.UUID, request: StreamRequest) ->
     await _check_replay(ctx, resume or None)
     # The database knows an end the stream lacks: replay what the stream has, then a snapshot.
     needs_snapshot = finished and not ended_in_stream
-    heartbeat = ctx.settings.sse_heartbeat_seconds
-    recheck = max(heartbeat, 1.0) * 2
     slot = await _take_slot(ctx, request.claims)
-    encode = _encoder(ctx)
+    return _sse(_GenerationStream(ctx, user.id, slot, generation, resume, last, needs_snapshot))
 
-    async def stream() -> AsyncGenerator[bytes, None]:
-        try:
-            async with fanout.feed(
-                ctx.hub, user.id, generation.id, subject, after=resume or 0, encode=encode
-            ) as feed:
-                slot.on_end(functools.partial(feed.end, "slot"))
-                if needs_snapshot and (last is None or (resume is not None and resume >= last.seq)):
-                    yield await _snapshot(ctx, user.id, generation)
-                    return
+
+class _GenerationStream(_Stream):
+    """`GET /generations/{id}/events`: its transitions, then its end."""
+
+    __slots__ = ("generation", "last", "needs_snapshot", "resume")
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        user_id: uuid.UUID,
+        slot: Slot,
+        generation: Generation,
+        resume: int | None,
+        last: nats_stream.StreamEvent | None,
+        needs_snapshot: bool,
+    ) -> None:
+        super().__init__(ctx, user_id, slot)
+        self.generation = generation
+        self.resume = resume
+        self.last = last
+        self.needs_snapshot = needs_snapshot
+
+    async def run(self, write: Write) -> None:
+        ctx, user_id, generation, last = self.ctx, self.user_id, self.generation, self.last
+        subject = job_subject(user_id, generation.id)
+        feed = await self._open(generation.id, subject, self.resume or 0)
+        if self.needs_snapshot and (
+            last is None or (self.resume is not None and self.resume >= last.seq)
+        ):
+            await write(await _snapshot(ctx, user_id, generation))
+            return
+        recheck = max(ctx.settings.sse_heartbeat_seconds, 1.0) * 2
+        heard_at = time.monotonic()
+        while True:
+            event = await feed.next()
+            if self._over(feed):
+                return
+            if event is None:
+                await write(_HEARTBEAT)
+                if time.monotonic() - heard_at < recheck:
+                    continue
+                # Quiet for a while: did it finish without its event reaching us?
                 heard_at = time.monotonic()
-                while True:
-                    event = await feed.next(_wait(slot, heartbeat))
-                    if feed.ended or not slot.still_valid():
-                        # The client reconnects (with Last-Event-ID, maybe elsewhere, with a
-                        # fresh token), or not at all (its session ended).
+                current = await _load(ctx, user_id, generation.id)
+                if current is None:
+                    return
+                if current.status in TERMINAL_STATUSES:
+                    tail = await nats_stream.last_event(ctx.js, subject)
+                    if tail is None or not _is_terminal(tail.body):
+                        await write(await _snapshot(ctx, user_id, current))
                         return
-                    if event is None:
-                        yield _HEARTBEAT
-                        if time.monotonic() - heard_at < recheck:
-                            continue
-                        # Quiet for a while: did it finish without its event reaching us?
-                        heard_at = time.monotonic()
-                        current = await _load(ctx, user.id, generation.id)
-                        if current is None:
-                            return
-                        if current.status in TERMINAL_STATUSES:
-                            tail = await nats_stream.last_event(ctx.js, subject)
-                            if tail is None or not _is_terminal(tail.body):
-                                yield await _snapshot(ctx, user.id, current)
-                                return
-                        continue
-                    heard_at = time.monotonic()
-                    yield await _event(ctx, user.id, event)
-                    if _is_terminal(event.body):
-                        return
-                    if needs_snapshot and last is not None and event.seq >= last.seq:
-                        yield await _snapshot(ctx, user.id, generation)
-                        return
-        finally:
-            await ctx.slots.give_back(slot)
-
-    return _sse(stream(), slot)
+                continue
+            heard_at = time.monotonic()
+            await write(await _event(ctx, user_id, event))
+            if _is_terminal(event.body):
+                return
+            if self.needs_snapshot and last is not None and event.seq >= last.seq:
+                await write(await _snapshot(ctx, user_id, generation))
+                return
 
 
 @router.get("/events", response_class=EventSourceResponse, responses=_SSE_RESPONSES)
@@ -281,22 +329,24 @@ async def my_events(request: StreamRequest) -> Response:
     await _check_replay(ctx, resume)
     # "New" means after this request was handled, not after the hub happens to see it.
     after = await nats_stream.last_sequence(ctx.js) if resume is None else resume
-    heartbeat = ctx.settings.sse_heartbeat_seconds
     slot = await _take_slot(ctx, request.claims)
-    encode = _encoder(ctx)
+    return _sse(_UserStream(ctx, user.id, slot, after))
 
-    async def stream() -> AsyncGenerator[bytes, None]:
-        try:
-            async with fanout.feed(
-                ctx.hub, user.id, None, user_subjects(user.id), after=after, encode=encode
-            ) as feed:
-                slot.on_end(functools.partial(feed.end, "slot"))
-                while True:
-                    event = await feed.next(_wait(slot, heartbeat))
-                    if feed.ended or not slot.still_valid():
-                        return
-                    yield _HEARTBEAT if event is None else await _event(ctx, user.id, event)
-        finally:
-            await ctx.slots.give_back(slot)
 
-    return _sse(stream(), slot)
+class _UserStream(_Stream):
+    """`GET /events`: the user's transitions after `after`, never ending by itself."""
+
+    __slots__ = ("after",)
+
+    def __init__(self, ctx: AppContext, user_id: uuid.UUID, slot: Slot, after: int) -> None:
+        super().__init__(ctx, user_id, slot)
+        self.after = after
+
+    async def run(self, write: Write) -> None:
+        ctx, user_id = self.ctx, self.user_id
+        feed = await self._open(None, user_subjects(user_id), self.after)
+        while True:
+            event = await feed.next()
+            if self._over(feed):
+                return
+            await write(_HEARTBEAT if event is None else await _event(ctx, user_id, event))
