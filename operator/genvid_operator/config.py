@@ -90,8 +90,8 @@ class Settings(NatsSettings, BaseSettings):
         ge=1,
         description=(
             "Objects with a kopf worker at once, per watched resource; unset: no limit. A "
-            "worker lingers 5 s after its object's last event and counts meanwhile, so a "
-            "limit of N handles at most N/5 objects a second (a burst, a restart)."
+            "worker lingers 0.5 s after its object's last event and counts meanwhile, so a "
+            "limit of N handles at most 2N objects a second (a burst, a restart)."
         ),
     )
     kube_connections: int = Field(

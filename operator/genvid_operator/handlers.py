@@ -39,6 +39,11 @@ from genvid_operator.tasks import stop
 
 log = logging.getLogger(__name__)
 
+# kopf's initial LIST, in pages of this many objects (see `startup`).
+LIST_PAGE_SIZE = 500
+# How long kopf's worker for an object outlives its last event (kopf's default: 5 s).
+WORKER_IDLE_SECONDS = 0.5
+
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     kopf.on.login(registry=registry)(login)
@@ -79,6 +84,15 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     # connection pool (`kube_connections`); kopf's workers, one per object with events, stay
     # unlimited unless `worker_limit` says otherwise (a limit slows a burst and a restart).
     settings.queueing.worker_limit = config.worker_limit
+    # Start-up memory: the peak of the initial listing stays as RSS (the allocator keeps its
+    # freed arenas), so it is the peak that is kept low. kopf LISTs every object in one response
+    # unless paged (500 a page, as client-go's informers), and it keeps one page at a time; each
+    # object's worker holds its last event's body until it ends, 5 s after that event by
+    # default, so at start-up every object's body lived at once. Ending a worker soon after its
+    # last event costs a new task for the object's next event. With 5,000 VideoGenerations:
+    # 241 -> 168 MiB, both together (either one alone: 248 and 225 MiB; bench.operator_scale).
+    settings.watching.chunk_size = LIST_PAGE_SIZE
+    settings.queueing.idle_timeout = WORKER_IDLE_SECONDS
     settings.posting.level = logging.WARNING
     # No handler needs a finalizer (no timer, daemon or on.delete), so kopf puts none on a
     # VideoGeneration. Earlier versions' resync timer did, under this name: named so, kopf
