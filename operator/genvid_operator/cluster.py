@@ -29,6 +29,13 @@ from genvid_operator.jobspec import GENERATION_LABEL, job_name
 Json = dict[str, Any]
 _MERGE_PATCH = "application/merge-patch+json"
 _JSON = "application/json"
+# A list of the objects' metadata only (no spec, no status): what a list of names needs.
+_METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+# Objects per page of a list that may be long (every VideoGeneration of the namespace).
+_PAGE = 500
+# A request of ours that takes longer is lost (a connection that died without a reset): the
+# pass fails and the resync repeats it, rather than its generation's lock being held forever.
+_REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=120, sock_connect=10)
 
 
 class KubeApi:
@@ -46,7 +53,7 @@ class KubeApi:
         self._host = configuration.host.rstrip("/")
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, ssl=context),
-            timeout=aiohttp.ClientTimeout(),
+            timeout=_REQUEST_TIMEOUT,
             read_bufsize=2**21,  # large objects: etcd takes requests up to 1.5 MiB
         )
 
@@ -58,8 +65,9 @@ class KubeApi:
         *,
         params: dict[str, str] | None = None,
         content_type: str = _JSON,
+        accept: str = _JSON,
     ) -> Json:
-        headers = {"Accept": _JSON}
+        headers = {"Accept": accept}
         for auth in (await self._configuration.auth_settings()).values():
             headers[auth["key"]] = auth["value"]  # a refreshed token, where it expires
         if body is not None:
@@ -188,10 +196,21 @@ class Cluster:
         items: list[Json] = pods.get("items") or []
         return items
 
-    async def generation_names(self, namespace: str) -> set[str]:
-        """The names of every VideoGeneration in the namespace (metadata only is used)."""
-        listed = await self._api.request("GET", _generations(namespace))
-        return {item["metadata"]["name"] for item in listed.get("items") or []}
+    async def generation_names(self, namespace: str, page: int = _PAGE) -> set[str]:
+        """The names of every VideoGeneration in the namespace. It runs every resync interval
+        while generations are active: their metadata only, a page at a time, so thousands of
+        finished resources never sit in memory at once."""
+        names: set[str] = set()
+        params = {"limit": str(page)}
+        while True:
+            listed = await self._api.request(
+                "GET", _generations(namespace), params=params, accept=_METADATA_LIST
+            )
+            names.update(item["metadata"]["name"] for item in listed.get("items") or [])
+            token = (listed.get("metadata") or {}).get("continue")
+            if not token:
+                return names
+            params = {"limit": str(page), "continue": token}
 
     async def delete_generation(
         self, namespace: str, name: str, uid: str, resource_version: str

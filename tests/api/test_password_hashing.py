@@ -21,7 +21,7 @@ pytestmark = pytest.mark.stack
 
 PARALLEL_LOGINS = 50
 # What the api may reach at peak during the burst, all included (Python, the app and its
-# libraries: ~185 MiB after a first login here, ~245 MiB after the burst), well under the
+# libraries: ~185 MiB after a first login here, ~210 MiB after the burst), well under the
 # chart's 512 MiB limit.
 PEAK_RSS_MIB = 320
 
@@ -58,5 +58,6 @@ async def test_fifty_parallel_logins_stay_under_the_stated_peak_rss(
     peak = peak_rss_mib(server.process.pid)
     assert statuses == [401] * PARALLEL_LOGINS
     assert peak < PEAK_RSS_MIB, f"peak RSS {peak:.0f} MiB (before the burst {before:.0f} MiB)"
-    # Two hashes at once and their threads, not fifty.
-    assert peak - before < 100, (before, peak)
+    # Two hashes at once on their own two threads (19 MiB each, kept by each thread's
+    # allocator arena), not one left behind on every thread of a shared pool.
+    assert peak - before < 60, (before, peak)
