@@ -466,7 +466,7 @@ def plot(rows: list[dict[str, Any]]) -> None:
             "operator peak RSS": list(
                 zip(counts, [row["VmHWM_settled_mib"] for row in rows], strict=True)
             ),
-            "bare LIST process, peak RSS": list(
+            "bare LIST, peak RSS": list(
                 zip(counts, [row["bare_list"]["VmHWM"] for row in rows], strict=True)
             ),
         },
