@@ -45,6 +45,12 @@ def test_every_limit_reaches_the_api() -> None:
         assert env[name], name
 
 
+def test_the_garbage_collector_threshold_reaches_the_api() -> None:
+    assert env_of(_api_container())["GENVID_GC_YOUNG_THRESHOLD"] == "50000"
+    chosen = env_of(_api_container("--set=api.config.gcYoungThreshold=0"))
+    assert chosen["GENVID_GC_YOUNG_THRESHOLD"] == "0"
+
+
 def test_an_existing_secret_and_a_previous_key_for_rotation() -> None:
     docs = render(
         "--set=api.jwt.existingSecret=my-jwt,api.jwt.existingSecretKey=current",
