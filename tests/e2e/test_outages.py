@@ -278,10 +278,15 @@ async def test_nats_down_at_start_up_then_back(pipeline: Pipeline, tmp_path: Pat
             server = start_nats(state.root, state.logs)
 
             assert (await generation.wait_final())["status"] == "SUCCEEDED"
+
+            # The api reconnects on its own schedule: its streams answer 503 until it has.
+            async def api_ready() -> bool:
+                return (await http.get("/readyz")).json()["status"] == "ready"
+
+            await eventually(api_ready, what="the api to reconnect to NATS", seconds=30)
             seen = await generation.events()
             assert statuses(seen) == ["QUEUED", "RUNNING", "SUCCEEDED"]
             assert [e.data["seq"] for e in seen] == [1, 2, 3]
-            assert (await http.get("/readyz")).json()["status"] == "ready"
     finally:
         api.stop()
         operator.stop()
