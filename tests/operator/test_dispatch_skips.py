@@ -6,22 +6,14 @@ from __future__ import annotations
 from typing import Any, cast
 
 from genvid_contracts.resource import VideoGeneration
-from genvid_operator.cluster import Cluster
-from genvid_operator.config import Settings
-from genvid_operator.publish import EventPublisher
 from genvid_operator.reconcile import Context
+from support.operator import operator_context
 
 NAMESPACE, NAME = "genvid", "6f1c2a4e-0000-4000-8000-000000000001"
 
 
 def context(jobs: dict[str, list[dict[str, Any]]] | None = None) -> Context:
-    return Context(
-        settings=Settings(),
-        cluster=cast(Cluster, None),
-        events=cast(EventPublisher, None),
-        mirror=None,
-        jobs=jobs or {},
-    )
+    return operator_context(jobs=jobs)
 
 
 def body(version: str, phase: str | None = None, seq: int = 0, synced: int = 0) -> VideoGeneration:

@@ -17,12 +17,11 @@ import pytest
 from genvid_contracts.events import TransitionEvent
 from genvid_contracts.resource import VideoGeneration, VideoGenerationStatus
 from genvid_contracts.worker import DEFAULT_MODEL
-from genvid_operator.cluster import Cluster, Conflict
-from genvid_operator.config import Settings
+from genvid_operator.cluster import Conflict
 from genvid_operator.jobspec import job_name
-from genvid_operator.mirror import GenerationMirror
-from genvid_operator.publish import EventPublisher, NatsUnavailable
+from genvid_operator.publish import NatsUnavailable
 from genvid_operator.reconcile import Context, reconcile, settled, with_synced
+from support.operator import operator_context
 
 NAMESPACE, NAME = "genvid", "6f1c2a4e-0000-4000-8000-000000000002"
 Json = dict[str, Any]
@@ -109,12 +108,7 @@ class Sinks:
 
 def operator(apiserver: Apiserver, sinks: Sinks) -> Context:
     """A fresh operator process: nothing in memory."""
-    return Context(
-        settings=Settings(),
-        cluster=cast(Cluster, apiserver),
-        events=cast(EventPublisher, sinks),
-        mirror=cast(GenerationMirror, sinks),
-    )
+    return operator_context(cluster=apiserver, events=sinks, mirror=sinks)
 
 
 def job(**status: Any) -> Json:

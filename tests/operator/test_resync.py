@@ -14,10 +14,10 @@ from genvid_contracts.resource import VideoGeneration
 from genvid_operator import handlers
 from genvid_operator.cluster import Cluster
 from genvid_operator.config import Settings
-from genvid_operator.publish import EventPublisher
 from genvid_operator.reconcile import Context
 from genvid_operator.resync import Unsettled, sweep, unsettled
 from genvid_operator.tasks import stop
+from support.operator import operator_context
 
 NAME = "6f1c2a4e-0000-4000-8000-000000000002"
 RELEASED = Settings().ttl_seconds_after_finished
@@ -90,13 +90,7 @@ async def test_a_sweep_runs_each_name_once_a_few_at_a_time_past_a_failing_pass()
 
 
 def context(cluster: Cluster | None = None, jobs: dict[str, list[Any]] | None = None) -> Context:
-    return Context(
-        settings=Settings(),
-        cluster=cast(Cluster, cluster),
-        events=cast(EventPublisher, None),
-        mirror=None,
-        jobs=jobs or {},
-    )
+    return operator_context(cluster=cluster, jobs=jobs)
 
 
 class Unreachable:
