@@ -351,6 +351,10 @@ class Hub:
             self.position = last
         self._stream_created = info.created
         start = (last if self.position is None else self.position) + 1
+        # Dispatched up to here from now on: the consumer may deliver before its creation
+        # answers, and what it delivers then must move the position (a stream that joins
+        # later replays it) rather than find none.
+        self.position = start - 1
         self._generation += 1
         self._expected = 1
         self._broken.clear()
@@ -369,8 +373,6 @@ class Hub:
             mem_storage=True,
         )
         self._consumer = (await self.js.add_consumer(STREAM_NAME, config)).name
-        if self.position is None:
-            self.position = start - 1
         self._ready.set()
         log.info("SSE hub: consuming %s from sequence %d", STREAM_NAME, start)
 
