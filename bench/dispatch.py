@@ -3,14 +3,18 @@
 Two measurements on one local stack (started here, in a temp folder), in the same run:
 
 - Rates. A bare `kubernetes_asyncio` client creates N worker Jobs (the operator's manifest) as
-  fast as the apiserver takes them: the baseline. Then N VideoGenerations are created at once,
-  directly on the apiserver, and the operator's dispatch rate is N over the time from the first
-  creation to its N-th Job (seen on a watch). Admission caps are raised so that none waits.
+  fast as the apiserver takes them: the baseline, N over the time from its first request to the
+  N-th Job seen on a watch. Then N VideoGenerations are created at once, directly on the
+  apiserver, and the operator's dispatch rate is N over the time from the first creation to its
+  N-th Job (seen on the same kind of watch). Admission caps are raised so that none waits.
 - Backlog. N VideoGenerations are created in another namespace while no operator watches it,
   then an operator is started for it: its own Job-creation rate is N over the time from its
   first Job to its N-th (its start-up, imports to the first LIST, is left out).
 - Latency. POST /generate through the real api at a fixed request rate (many users, rate
   limits off, budgets high): the time from sending the POST to its Job appearing on a watch.
+- CPU. During each rate measurement, the CPU time of every process of the run (the stack's,
+  the operator's, the api's and this client's) by component, per Job: on a machine whose cores
+  are all busy, the rate ratio follows the ratio of the whole machine's CPU per Job.
 
 No worker runs: a ResourceQuota of zero pods in both namespaces keeps the Jobs without pods, so
 the figures are the control plane's and the operator's, not the machine's worker processes.
@@ -18,7 +22,7 @@ the figures are the control plane's and the operator's, not the machine's worker
     .venv/bin/python -m bench.dispatch [--quick] [--jobs N] [--rate R] [--seconds S]
 
 Writes bench/results/dispatch.json, dispatch-latency.svg (the latency's CDF) and
-dispatch-rates.svg (the three rates).
+dispatch-rates.svg (the three rates), dispatch-cpu.svg (CPU per Job by component).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -36,7 +41,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +50,7 @@ import httpx
 from kubernetes_asyncio import client, config, watch
 
 from bench.accounts import register
+from bench.cpu import tree_cpu
 from bench.report import machine_text
 from bench.services import connection
 from bench.summary import figure
@@ -61,12 +67,56 @@ KUBECTL = Path(sys.executable).parent / "kubectl"
 CONCURRENCY = 20  # requests in flight for the bare client and for the burst of resources
 P99_TARGET_MS = 500
 BACKLOG_FIGURE = "operator Job creation from a backlog (N over first to N-th Job)"
+COMPONENTS = ("apiserver", "etcd", "operator", "api", "postgres", "nats", "bench client", "other")
+_BY_COMMAND = {
+    "kube-apiserver": "apiserver",
+    "etcd": "etcd",
+    "postgres": "postgres",
+    "nats-server": "nats",
+}
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def component_cpu(operators: Collection[int], api: int) -> dict[str, float]:
+    """CPU seconds so far of this run's processes by component (their names as `COMPONENTS`)."""
+    totals = dict.fromkeys(COMPONENTS, 0.0)
+    for process in tree_cpu(os.getpid()):
+        if process.pid == os.getpid():
+            name = "bench client"
+        elif process.pid in operators:
+            name = "operator"
+        elif process.pid == api:
+            name = "api"
+        else:
+            name = _BY_COMMAND.get(process.command, "other")
+        totals[name] += process.seconds
+    return totals
+
+
+class CpuMeter:
+    """CPU per Job by component (ms) over measurement windows: `with meter.window(name) as
+    jobs:` and set `jobs.count` to the Jobs created inside the window before it ends."""
+
+    def __init__(self, operators: list[int], api: int) -> None:
+        self._operators, self._api = operators, api  # `operators` may grow meanwhile
+        self.windows: dict[str, dict[str, float]] = {}
+
+    @contextlib.contextmanager
+    def window(self, name: str) -> Iterator[JobCount]:
+        jobs = JobCount()
+        before = component_cpu(self._operators, self._api)
+        yield jobs
+        after = component_cpu(self._operators, self._api)
+        self.windows[name] = {
+            key: (after[key] - before[key]) / jobs.count * 1000 for key in COMPONENTS
+        }
+
+    def total(self, name: str) -> float:
+        return sum(self.windows[name].values())
+
+
+@dataclasses.dataclass
+class JobCount:
+    count: int = 0
 
 
 def stack_pid(root: Path, binary: str) -> int:
@@ -217,7 +267,8 @@ def generation(namespace: str, index: int) -> dict[str, Any]:
 
 
 async def bare_rate(api: client.ApiClient, namespace: str, jobs: int) -> float:
-    """Jobs per second a bare client creates: the operator's manifest, no owner."""
+    """Jobs per second a bare client creates (the operator's manifest, no owner), timed as the
+    operator's are: from the first request to the last Job seen on a watch."""
     settings = OperatorSettings()
     price = price_per_second(settings, DEFAULT_MODEL)
     assert price is not None
@@ -227,14 +278,17 @@ async def bare_rate(api: client.ApiClient, namespace: str, jobs: int) -> float:
         manifest = build_job(generation(namespace, index), settings, price)  # type: ignore[arg-type]
         manifest["metadata"].pop("ownerReferences", None)
         manifests.append(manifest)
-    start = time.monotonic()
-    await bounded(
-        [
-            lambda body=body: batch.create_namespaced_job(namespace, body)  # type: ignore[misc]
-            for body in manifests
-        ]
-    )
-    return jobs / (time.monotonic() - start)
+    async with JobWatch(api, namespace) as jobs_seen:
+        start = time.monotonic()
+        await bounded(
+            [
+                lambda body=body: batch.create_namespaced_job(namespace, body)  # type: ignore[misc]
+                for body in manifests
+            ]
+        )
+        names = {manifest["metadata"]["name"] for manifest in manifests}
+        await jobs_seen.until(names, seconds=300)
+        return jobs / (max(jobs_seen.seen[name] for name in names) - start)
 
 
 async def create_generations(api: client.ApiClient, namespace: str, jobs: int) -> set[str]:
@@ -264,16 +318,23 @@ async def operator_rate(api: client.ApiClient, namespace: str, jobs: int) -> flo
 
 
 async def backlog_rate(
-    api: client.ApiClient, namespace: str, jobs: int, start_operator: Callable[[], object]
+    api: client.ApiClient,
+    namespace: str,
+    jobs: int,
+    start_operator: Callable[[], object],
+    meter: CpuMeter,
 ) -> tuple[float, float]:
     """Jobs per second an operator started over `jobs` waiting VideoGenerations makes: `jobs`
     over the time from its first Job to its `jobs`-th, so its own start-up (imports, login,
-    the first LIST) is left out; and the seconds from its start to its first Job."""
+    the first LIST) is left out; and the seconds from its start to its first Job. The CPU is
+    metered from its liveness on, per Job created after that."""
     names = await create_generations(api, namespace, jobs)
     async with JobWatch(api, namespace) as jobs_seen:
         started = time.monotonic()
         await asyncio.to_thread(start_operator)  # returns once its liveness probe answers
-        await jobs_seen.until(names, seconds=600)
+        with meter.window("backlog") as counted:
+            counted.count = jobs - len(names & jobs_seen.seen.keys())
+            await jobs_seen.until(names, seconds=600)
     seen = sorted(jobs_seen.seen[name] for name in names)
     return jobs / (seen[-1] - seen[0]), seen[0] - started
 
@@ -363,8 +424,13 @@ def run(root: Path, stack_env: dict[str, str], args: argparse.Namespace) -> dict
     port = state.port("api")
     api_process = apps.start_api(state, env, operator_ns, port)
     try:
-        apiserver = stack_pid(root, "kube-apiserver")
         controllers = stack_pid(root, "kube-controller-manager")
+        operator_pids = [operators[0].pid]
+        meter = CpuMeter(operator_pids, api_process.pid)
+
+        def start_backlog_operator() -> None:
+            operators.append(apps.start_operator(state, env, backlog_ns))
+            operator_pids.append(operators[-1].pid)
 
         async def measure() -> dict[str, Any]:
             async with kube(str(kubeconfig)) as api:
@@ -372,13 +438,12 @@ def run(root: Path, stack_env: dict[str, str], args: argparse.Namespace) -> dict
                 # Job's pod (refused by the quota), and the bare client's Jobs are all made
                 # before it catches up while the operator's slower window would hold that work.
                 with paused(controllers):
-                    cpu = cpu_seconds(apiserver)
-                    bare = await bare_rate(api, bare_ns, args.jobs)
-                    bare_cpu = cpu_seconds(apiserver) - cpu
-                    cpu, operator_cpu = cpu_seconds(apiserver), cpu_seconds(operators[0].pid)
-                    dispatched = await operator_rate(api, operator_ns, args.jobs)
-                    burst_cpu = cpu_seconds(apiserver) - cpu
-                    operator_cpu = cpu_seconds(operators[0].pid) - operator_cpu
+                    with meter.window("bare") as counted:
+                        counted.count = args.jobs
+                        bare = await bare_rate(api, bare_ns, args.jobs)
+                    with meter.window("burst") as counted:
+                        counted.count = args.jobs
+                        dispatched = await operator_rate(api, operator_ns, args.jobs)
                 posts, to_job, refused = await post_latencies(
                     api, f"http://127.0.0.1:{port}", operator_ns, args.rate, args.seconds
                 )
@@ -386,10 +451,7 @@ def run(root: Path, stack_env: dict[str, str], args: argparse.Namespace) -> dict
                 await asyncio.to_thread(operators[0].stop)
                 with paused(controllers):
                     backlog, backlog_start = await backlog_rate(
-                        api,
-                        backlog_ns,
-                        args.jobs,
-                        lambda: operators.append(apps.start_operator(state, env, backlog_ns)),
+                        api, backlog_ns, args.jobs, start_backlog_operator, meter
                     )
             return {
                 "bare": bare,
@@ -399,11 +461,7 @@ def run(root: Path, stack_env: dict[str, str], args: argparse.Namespace) -> dict
                 "posts": posts,
                 "to_job": to_job,
                 "refused": refused,
-                "cpu_per_job_ms": {
-                    "apiserver, bare client": bare_cpu / args.jobs * 1000,
-                    "apiserver, operator": burst_cpu / args.jobs * 1000,
-                    "operator": operator_cpu / args.jobs * 1000,
-                },
+                "cpu_per_job_ms": meter.windows,
             }
 
         return asyncio.run(measure())
@@ -452,24 +510,43 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
         ),
     ]
     cpu = results["cpu_per_job_ms"]
-    bare_cpu = cpu["apiserver, bare client"]
-    cpu_baseline = "the apiserver's CPU per Job created by the bare client, this run"
+    bare_machine, backlog_machine = sum(cpu["bare"].values()), sum(cpu["backlog"].values())
+    machine_baseline = "the whole run's CPU per Job created by the bare client, this run"
     figures += [
-        figure("apiserver CPU per Job, bare client", bare_cpu, "ms", None, None, ""),
         figure(
-            "apiserver CPU per Job, operator dispatch",
-            cpu["apiserver, operator"],
+            "apiserver CPU per Job, bare client", cpu["bare"]["apiserver"], "ms", None, None, ""
+        ),
+        figure(
+            "apiserver CPU per Job, operator backlog",
+            cpu["backlog"]["apiserver"],
             "ms",
-            cpu_baseline,
-            cpu["apiserver, operator"] / bare_cpu,
+            "the apiserver's CPU per Job created by the bare client, this run",
+            cpu["backlog"]["apiserver"] / cpu["bare"]["apiserver"],
             "",
         ),
         figure(
-            "operator CPU per Job",
-            cpu["operator"],
+            "operator CPU per Job, backlog",
+            cpu["backlog"]["operator"],
             "ms",
-            cpu_baseline,
-            cpu["operator"] / bare_cpu,
+            "the bare client's own CPU per Job (requests and watch), this run",
+            cpu["backlog"]["operator"] / cpu["bare"]["bench client"],
+            "",
+        ),
+        figure("all processes' CPU per Job, bare client", bare_machine, "ms", None, None, ""),
+        figure(
+            "all processes' CPU per Job, operator backlog",
+            backlog_machine,
+            "ms",
+            machine_baseline,
+            backlog_machine / bare_machine,
+            "",
+        ),
+        figure(
+            "all processes' CPU per Job, operator burst",
+            sum(cpu["burst"].values()),
+            "ms",
+            machine_baseline,
+            sum(cpu["burst"].values()) / bare_machine,
             "",
         ),
     ]
@@ -489,11 +566,17 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
             "its Job controller would try to make every Job's pod (refused by the quota); the "
             "bare client's Jobs all exist before it catches up, while the operator's longer "
             "window would hold that work. POST -> Job latency is measured with it running.",
-            "A dispatched generation costs the apiserver four writes (the VideoGeneration, its "
-            "Job, the transition's status patch, its Kubernetes Event) and two watched "
-            "resources where the bare client makes one write: the apiserver CPU per Job "
-            "figures show that floor, which bounds the rate ratio on a CPU-bound machine "
-            "where the apiserver and the operator share the cores.",
+            "A dispatched generation costs the apiserver three writes (its Job, the "
+            "transition's status patch, its Kubernetes Event; a fourth in the burst: the "
+            "VideoGeneration itself) and two watched resources where the bare client makes one "
+            "write. CPU per Job counts every process of the run (stack, operator, api, this "
+            "client) by component over each rate window, divided by the Jobs made in it "
+            "(dispatch-cpu.svg). With both cores busy the rate ratio is about the inverse of "
+            f"the CPU ratio: the backlog's x{backlog_machine / bare_machine:.2f} of the bare "
+            f"client's CPU per Job bounds its rate near {bare_machine / backlog_machine:.0%} "
+            f"of the bare client's; the apiserver alone needs "
+            f"{cpu['backlog']['apiserver']:.2f} ms per dispatched Job against the bare "
+            f"client's {bare_machine:.2f} ms for everything.",
             "A Job's time is when a watch of this process first saw it.",
             f"{BACKLOG_FIGURE}: {args.jobs} VideoGenerations created while no operator "
             f"watched their namespace, then an operator started; the rate is {args.jobs} over "
@@ -522,6 +605,16 @@ def write(results: dict[str, Any], args: argparse.Namespace) -> None:
             "operator, backlog (first to last Job)": (backlog,),
         },
         ("Jobs/s",),
+    )
+    bar_chart(
+        RESULTS / "dispatch-cpu.svg",
+        "CPU per Job created, by process (ms)",
+        "ms",
+        {
+            component: tuple(cpu[window][component] for window in ("bare", "burst", "backlog"))
+            for component in COMPONENTS
+        },
+        ("bare client", "operator, burst", "operator, backlog"),
     )
     for item in figures:
         ratio = f"  (x{item['ratio']:.2f})" if item["ratio"] is not None else ""

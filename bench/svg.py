@@ -36,13 +36,14 @@ def bar_chart(
         f'<rect width="{width}" height="{height}" fill="white"/>',
         f'<text x="10" y="20" font-size="14" font-weight="bold">{escape(title)}</text>',
     ]
+    x = label_width
     for index, name in enumerate(series):
-        x = label_width + index * 80
         parts.append(
             f'<rect x="{x}" y="{height - 20}" width="10" height="10" '
             f'fill="{_COLOURS[index % len(_COLOURS)]}"/>'
             f'<text x="{x + 14}" y="{height - 11}">{escape(name)}</text>'
         )
+        x += max(80, 14 + 7 * len(name) + 16)  # the next legend entry after this one's text
     for row, (label, values) in enumerate(rows.items()):
         y = _TOP + row * group
         parts.append(
