@@ -223,16 +223,10 @@ class Settings(DatabaseSettings, NatsSettings):
         default=0, ge=0, le=65535, description="Prometheus metrics on this port; 0: not served."
     )
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "webhook_retry_delays_seconds", mode="before")
     @classmethod
-    def _split_models(cls, value: object) -> object:
-        if isinstance(value, str):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
-
-    @field_validator("webhook_retry_delays_seconds", mode="before")
-    @classmethod
-    def _split_delays(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
+        """Comma-separated in the environment."""
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value

@@ -5,7 +5,8 @@ with the operator (it writes status, output and cost; the api inserts rows and s
 `resource_created`, `cancel_requested` and `cancel_delivered_at`). The social tables (`videos`,
 `follows`, `likes`, `comments`) are the api's alone; `videos.like_count` and
 `videos.comment_count` are kept by statement-level triggers on `likes` and `comments`
-(migration 0002_social), not by this code.
+(migration 0002_social), not by this code. `webhook_endpoints` and `webhook_deliveries` (the
+webhooks' outbox, migration 0006_webhooks) are the api's too.
 """
 
 from __future__ import annotations

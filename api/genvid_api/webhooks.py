@@ -93,6 +93,8 @@ def check_url(url: str, *, allow_insecure: bool, allow_private: bool) -> str:
     def invalid(message: str) -> Invalid:
         return Invalid.field(("body", "url"), message, "url_invalid")
 
+    if any(not char.isprintable() or char.isspace() for char in url.strip()):
+        raise invalid("must not contain spaces or control characters")
     try:
         parts = urlsplit(url.strip())
         port = parts.port
