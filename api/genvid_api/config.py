@@ -166,6 +166,46 @@ class Settings(DatabaseSettings, NatsSettings):
     outbox_grace_seconds: float = Field(default=10.0, ge=0)
     outbox_batch_size: int = Field(default=100, ge=1, le=1000)
 
+    # Webhooks (genvid_api.webhooks, webhook_intake, webhook_delivery)
+    webhooks_enabled: bool = Field(
+        default=True,
+        description="Run the webhook intake and delivery loops in this process (the routes "
+        "are served either way).",
+    )
+    webhook_endpoints_per_user: int = Field(default=5, ge=1, le=100)
+    webhook_allow_insecure: bool = Field(
+        default=False, description="Accept http:// endpoint URLs (the local stack's receivers)."
+    )
+    webhook_allow_private_networks: bool = Field(
+        default=False,
+        description="Deliver to loopback, private, link-local and metadata addresses.",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        description="Per delivery attempt, from connecting to the answer.",
+    )
+    webhook_retry_delays_seconds: Annotated[tuple[float, ...], NoDecode] = Field(
+        default=(5, 30, 120, 600, 3600, 3 * 3600, 6 * 3600, 12 * 3600),
+        description="Delay before each retry (with jitter); one attempt more than delays, then "
+        "the delivery is failed.",
+    )
+    webhook_concurrency: int = Field(
+        default=10, ge=1, le=200, description="Deliveries in flight per api process."
+    )
+    webhook_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle delivery loop looks for due messages."
+    )
+    webhook_consumer: str = Field(
+        default="genvid-webhooks",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="The durable JetStream consumer every api process of a deployment shares.",
+    )
+    webhook_retention_days: int = Field(
+        default=7, ge=1, description="Delivered and failed messages are kept this long."
+    )
+
     # Server-sent events
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     nats_ensure_stream: bool = Field(
@@ -183,11 +223,19 @@ class Settings(DatabaseSettings, NatsSettings):
         default=0, ge=0, le=65535, description="Prometheus metrics on this port; 0: not served."
     )
 
-    @field_validator("models", mode="before")
+    @field_validator("models", "webhook_retry_delays_seconds", mode="before")
     @classmethod
-    def _split_models(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
+        """Comma-separated in the environment."""
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("webhook_retry_delays_seconds")
+    @classmethod
+    def _positive_delays(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        if any(delay <= 0 for delay in value):
+            raise ValueError("GENVID_WEBHOOK_RETRY_DELAYS_SECONDS must be positive")
         return value
 
     @field_validator("jwt_secret")

@@ -1,7 +1,8 @@
 """The FastAPI application: `create_app(settings)`.
 
 The lifespan opens what requests share (database engine, NATS connection and JetStream stream,
-Kubernetes client, URL signer), starts the outbox reconciler, and closes it all in reverse.
+Kubernetes client, URL signer), starts the outbox reconciler and the webhooks' intake and
+delivery loops, and closes it all in reverse.
 Nothing else is kept in the process: api replicas are interchangeable.
 
 Run: `uvicorn --factory genvid_api.main:create_app`: the one place the settings are read from
@@ -20,13 +21,32 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from nats.aio.client import Client as NATS
 
-from genvid_api import errors, fanout, metrics, nats_stream, outbox, web
+from genvid_api import (
+    errors,
+    fanout,
+    metrics,
+    nats_stream,
+    outbox,
+    web,
+    webhook_delivery,
+    webhook_intake,
+)
 from genvid_api.body_limit import BodyLimit
 from genvid_api.config import Settings
 from genvid_api.context import AppContext
 from genvid_api.db import create_engine, create_session_factory
 from genvid_api.resources import ResourceClient
-from genvid_api.routes import auth, events, feed, generations, health, usage, users, videos
+from genvid_api.routes import (
+    auth,
+    events,
+    feed,
+    generations,
+    health,
+    usage,
+    users,
+    videos,
+    webhooks,
+)
 from genvid_api.signing import create_signer
 from genvid_api.stream_slots import SlotKeeper
 
@@ -41,6 +61,8 @@ GenVid turns a text prompt into a short preview video, asynchronously.
   server-sent events of `GET /generations/{id}/events` and `GET /events`.
 * Once a generation has SUCCEEDED its `video_url` and `poster_url` are signed URLs valid for a
   few minutes: fetch them again from the api when they expire.
+* `POST /webhooks` registers an endpoint told of every transition of your generations,
+  signed as the Standard Webhooks specification says (the secret is in that answer only).
 * `POST /videos` publishes a SUCCEEDED generation; `GET /feed` (everyone) and
   `GET /feed/following` list published videos newest first, `?cursor=` taking the previous
   page's `next_cursor`. Like (`PUT /videos/{id}/like`), comment, follow
@@ -96,17 +118,27 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ctx = ctx
         stack.enter_context(metrics.serving(settings, engine))
         if settings.outbox_enabled:
-            task = asyncio.create_task(outbox.run(ctx), name="genvid-outbox")
-
-            async def stop_outbox() -> None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-            stack.push_async_callback(stop_outbox)
+            stack.push_async_callback(
+                _stop, asyncio.create_task(outbox.run(ctx), name="genvid-outbox")
+            )
+        if settings.webhooks_enabled:
+            # The stream's transitions into the webhooks' outbox, and its delivery loop.
+            deliverer = webhook_delivery.Deliverer(ctx)
+            deliverer.start()
+            stack.push_async_callback(deliverer.close)
+            intake = webhook_intake.run(ctx, on_taken=deliverer.wake)
+            stack.push_async_callback(
+                _stop, asyncio.create_task(intake, name="genvid-webhook-intake")
+            )
         log.info("genvid api ready (namespace %s)", settings.namespace)
         _tune_garbage_collector(settings)
         yield
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _tune_garbage_collector(settings: Settings) -> None:
@@ -147,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(videos.router)
     app.include_router(feed.router)
+    app.include_router(webhooks.router)
     app.include_router(health.router)
 
     web.install(app, settings)

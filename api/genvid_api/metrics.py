@@ -75,8 +75,27 @@ BUDGET_PERIOD_START = Gauge(
     "genvid_budget_period_start_timestamp_seconds",
     "Start of the current budget period (Unix time), by the api's clock.",
 )
+WEBHOOK_DELIVERIES = Counter(
+    "genvid_api_webhook_deliveries_total",
+    "Webhook delivery attempts, by outcome: delivered (2xx), retry (scheduled again), failed "
+    "(no attempt left), gone (410: the endpoint was disabled).",
+    ["outcome"],
+)
+WEBHOOK_DELIVERY_DURATION = Histogram(
+    "genvid_api_webhook_delivery_duration_seconds",
+    "Time of one webhook delivery attempt, from connecting to the receiver's status line.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+WEBHOOK_PENDING = Gauge(
+    "genvid_api_webhook_deliveries_pending",
+    "Webhook messages not yet delivered or failed, in the whole deployment (as last counted "
+    "by this process).",
+)
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed", "gone")
 for _reason in REFUSAL_REASONS:
     GENERATE_REFUSALS.labels(reason=_reason)
+for _outcome in WEBHOOK_OUTCOMES:
+    WEBHOOK_DELIVERIES.labels(outcome=_outcome)
 
 
 def route_template(scope: Scope) -> str:

@@ -5,7 +5,8 @@ with the operator (it writes status, output and cost; the api inserts rows and s
 `resource_created`, `cancel_requested` and `cancel_delivered_at`). The social tables (`videos`,
 `follows`, `likes`, `comments`) are the api's alone; `videos.like_count` and
 `videos.comment_count` are kept by statement-level triggers on `likes` and `comments`
-(migration 0002_social), not by this code.
+(migration 0002_social), not by this code. `webhook_endpoints` and `webhook_deliveries` (the
+webhooks' outbox, migration 0006_webhooks) are the api's too.
 """
 
 from __future__ import annotations
@@ -319,6 +320,84 @@ class Comment(SQLModel, table=True):
     body: str = Field(sa_type=sa.Text)
     created_at: datetime = _timestamp()
     edited_at: datetime | None = _timestamp(nullable=True, server_default=False)
+
+
+# Deliveries the delivery loop still has to make (the partial indexes' predicate, and the
+# loop's condition, written alike so the planner can use them).
+PENDING_DELIVERY = "status = 'pending'"
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A user's HTTPS endpoint told of their generations' transitions (genvid_api.webhooks).
+    The secret signs every delivery; it is shown once, when the endpoint is created. A 410
+    Gone answer disables the endpoint (`disabled_at`); deleting it deletes its deliveries."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = (sa.Index("ix_webhook_endpoints_user_created", "user_id", "created_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    url: str = Field(sa_type=sa.Text)
+    description: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
+    secret: str = Field(sa_type=sa.Text)
+    created_at: datetime = _timestamp()
+    disabled_at: datetime | None = _timestamp(nullable=True, server_default=False)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One message for one endpoint (the outbox of genvid_api.webhook_delivery): written once
+    per (endpoint, message id) however often the transition is read from the stream, then
+    attempted until delivered or failed."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint(
+            "endpoint_id", "message_id", name="uq_webhook_deliveries_endpoint_message"
+        ),
+        sa.CheckConstraint(
+            "status IN ('pending', 'delivered', 'failed')", name="ck_webhook_deliveries_status"
+        ),
+        # The delivery loop's scan for due messages.
+        sa.Index(
+            "ix_webhook_deliveries_due",
+            "next_attempt_at",
+            postgresql_where=sa.text(PENDING_DELIVERY),
+        ),
+        # A generation's earlier messages still pending for the endpoint (delivery in order).
+        sa.Index(
+            "ix_webhook_deliveries_pending_order",
+            "endpoint_id",
+            "generation_id",
+            "event_seq",
+            postgresql_where=sa.text(PENDING_DELIVERY),
+        ),
+        # GET /webhooks/{id}/deliveries: newest first.
+        sa.Index(
+            "ix_webhook_deliveries_endpoint_created",
+            "endpoint_id",
+            sa.text("created_at DESC"),
+            sa.text("id DESC"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    endpoint_id: uuid.UUID = Field(foreign_key="webhook_endpoints.id", ondelete="CASCADE")
+    message_id: str = Field(sa_type=sa.Text)
+    event_type: str = Field(sa_type=sa.Text)
+    generation_id: uuid.UUID
+    event_seq: int
+    # The signed body, exactly as every attempt sends it.
+    payload: str = Field(sa_type=sa.Text)
+    status: str = Field(
+        default="pending", sa_type=sa.Text, sa_column_kwargs={"server_default": "pending"}
+    )
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: datetime = _timestamp()
+    last_attempt_at: datetime | None = _timestamp(nullable=True, server_default=False)
+    last_status_code: int | None = Field(default=None)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: datetime = _timestamp()
+    finished_at: datetime | None = _timestamp(nullable=True, server_default=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -657,3 +736,58 @@ class Profile(ProfileCounts):
 
 class Me(UserPublic, ProfileCounts):
     """GET /me: the signed-in user (with the email, theirs to see) and their counts."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Webhooks
+
+WebhookDescription = Annotated[
+    str, StringConstraints(max_length=500), AfterValidator(_no_control_characters)
+]
+
+
+class WebhookCreate(BaseModel):
+    """Body of POST /webhooks; the URL's rules (scheme, host, network) are the settings'
+    (genvid_api.webhooks.check_url)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    description: WebhookDescription = ""
+
+
+class WebhookPublic(BaseModel):
+    """An endpoint as its owner sees it: never the secret."""
+
+    id: uuid.UUID
+    url: str
+    description: str
+    created_at: datetime
+    disabled_at: datetime | None = pydantic.Field(
+        default=None, description="Set when a delivery was answered 410 Gone: nothing is sent."
+    )
+
+
+class WebhookCreated(WebhookPublic):
+    """POST /webhooks' answer: the one time the signing secret is shown."""
+
+    secret: str = pydantic.Field(
+        description="`whsec_` and the base64 key of the signatures (Standard Webhooks)."
+    )
+
+
+class WebhookDeliveryPublic(BaseModel):
+    """One message to an endpoint and its latest attempt."""
+
+    message_id: str = pydantic.Field(description="The `webhook-id` header: the same on retries.")
+    event_type: str
+    generation_id: uuid.UUID
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    next_attempt_at: datetime | None = pydantic.Field(
+        description="When it is tried next (None once delivered or failed)."
+    )
+    created_at: datetime

@@ -143,6 +143,9 @@ def start_api(state: State, env: Mapping[str, str], namespace: str, port: int) -
             "GENVID_NAMESPACE": namespace,
             "GENVID_JWT_SECRET": jwt_secret(state),
             "GENVID_METRICS_PORT": str(state.port("api-metrics")),
+            # Webhook receivers of local development listen on http://127.0.0.1.
+            "GENVID_WEBHOOK_ALLOW_INSECURE": "true",
+            "GENVID_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
         },
     )
     wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=60, process=process)

@@ -59,6 +59,7 @@ class World:
     unpublished_generation: str  # private, SUCCEEDED, not published
     video: dict[str, Any]  # published
     comment: str  # the victim's, on the victim's video
+    webhook: str  # the victim's endpoint
     secrets: list[str] = field(default_factory=list)
 
     def params(self) -> dict[str, str]:
@@ -67,6 +68,7 @@ class World:
             "video_id": self.video["id"],
             "comment_id": self.comment,
             "username": self.victim.username,
+            "webhook_id": self.webhook,
         }
 
 
@@ -116,6 +118,13 @@ MATRIX: dict[str, Case] = {
     "DELETE /videos/{video_id}/comments/{comment_id}": ok(
         403, why="neither the author nor the video's owner"
     ),
+    # Webhooks: someone else's endpoints are 404, as if they did not exist.
+    "POST /webhooks": ok(
+        201, body=lambda w: {"url": "https://hooks.example.com/x"}, why="the caller's own"
+    ),
+    "GET /webhooks": ok(200, why="the caller's own list"),
+    "DELETE /webhooks/{webhook_id}": ok(404),
+    "GET /webhooks/{webhook_id}/deliveries": ok(404),
     # Feeds
     "GET /feed": ok(200),
     "GET /feed/following": ok(200),
@@ -168,6 +177,10 @@ async def world(api: ApiClient, db: asyncpg.Pool, stack_env: dict[str, str]) -> 
         f"/videos/{video['id']}/comments", json={"body": "my own words"}, headers=victim.auth
     )
     assert comment.status_code == 201
+    webhook = await api.http.post(
+        "/webhooks", json={"url": "https://hooks.example.com/victim"}, headers=victim.auth
+    )
+    assert webhook.status_code == 201, webhook.text
     world = World(
         victim=victim,
         other=other,
@@ -175,12 +188,14 @@ async def world(api: ApiClient, db: asyncpg.Pool, stack_env: dict[str, str]) -> 
         unpublished_generation=unpublished,
         video=video,
         comment=comment.json()["id"],
+        webhook=webhook.json()["id"],
     )
     world.secrets = [
         SECRET_MARK,
         victim.email,
         world.queued_generation,
         world.unpublished_generation,
+        webhook.json()["secret"],
         # Not the published video's generation id: it is in the path of the video's storage
         # objects, so its signed URLs show it; it opens nothing but to its owner.
     ]
@@ -197,6 +212,7 @@ async def everything(db: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
         "comments": "SELECT * FROM comments",
         "follows": "SELECT * FROM follows",
         "refresh_tokens": "SELECT jti, revoked_at FROM refresh_tokens",
+        "webhooks": "SELECT id, user_id, url, secret, disabled_at FROM webhook_endpoints",
     }
     return {
         name: sorted(tuple(row) for row in await db.fetch(sql)) for name, sql in queries.items()
@@ -216,6 +232,7 @@ async def victims(db: asyncpg.Pool, user_id: str) -> dict[str, list[tuple[Any, .
         "comments": "SELECT * FROM comments WHERE author_id = $1",
         "follows": "SELECT * FROM follows WHERE follower_id = $1",
         "refresh_tokens": "SELECT jti, revoked_at FROM refresh_tokens WHERE user_id = $1",
+        "webhooks": "SELECT id, url, secret, disabled_at FROM webhook_endpoints WHERE user_id = $1",
     }
     return {
         name: sorted(tuple(row) for row in await db.fetch(sql, uid))

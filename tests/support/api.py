@@ -25,8 +25,9 @@ def api_env(
     stack_env: dict[str, str], database_url: str, namespace: str, **overrides: str
 ) -> dict[str, str]:
     """The api's environment on the test stack: fast loops, small heartbeats, no request rate
-    limits (every test user registers from one address) and room for many streams per user
-    (tests of the limits set their own)."""
+    limits (every test user registers from one address), room for many streams per user
+    (tests of the limits set their own), and no webhook loops: their durable consumer is the
+    webhook tests' own (they turn the loops on, with a consumer of their own)."""
     env = {
         "GENVID_DATABASE_URL": database_url,
         "GENVID_NATS_URL": stack_env["NATS_URL"],
@@ -41,6 +42,7 @@ def api_env(
         "GENVID_SSE_HEARTBEAT_SECONDS": "0.5",
         "GENVID_RATE_LIMITS": "off",
         "GENVID_SSE_STREAMS_PER_USER": "100",
+        "GENVID_WEBHOOKS_ENABLED": "false",
     }
     env.update(overrides)
     return env
