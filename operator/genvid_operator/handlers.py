@@ -239,7 +239,7 @@ async def _reconcile(
     try:
         with (
             metrics.RECONCILES_IN_PROGRESS.track_inprogress(),
-            metrics.RECONCILE_DURATION.labels(trigger=trigger).time(),
+            metrics.RECONCILE_DURATION_BY_TRIGGER[trigger].time(),
         ):
             await reconcile(memo.ctx, namespace, name, vg)
     except NatsUnavailable as exc:
