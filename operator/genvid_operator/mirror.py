@@ -42,6 +42,14 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """What the pool runs on a connection given back, after rolling back a transaction left
+    open: nothing. asyncpg's default resets the session (advisory locks, cursors, LISTEN,
+    settings) with one more round trip per query, and the operator leaves none of them
+    behind: its only lock is transaction-scoped (`admission`), it sets, listens and holds
+    cursors never."""
+
+
 class GenerationMirror:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -49,7 +57,7 @@ class GenerationMirror:
     @classmethod
     async def connect(cls, database_url: str) -> GenerationMirror:
         dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=4, reset=_keep_session)
         return cls(pool)
 
     async def write(self, event: TransitionEvent) -> bool:
@@ -60,26 +68,30 @@ class GenerationMirror:
         if job_id is None:
             return False
         cost = event.get("cost_usd")
+        values = (
+            job_id,
+            event["status"],
+            event.get("reason"),
+            event.get("message"),
+            event.get("attempts", 0),
+            event.get("bucket"),
+            event.get("object_name"),
+            event.get("poster_object"),
+            event.get("size_bytes"),
+            event.get("duration_seconds"),
+            Decimal(cost) if cost is not None else None,
+            _time(event.get("started_at")),
+            _time(event.get("finished_at")),
+            event["seq"],
+            _TERMINAL,
+        )
+        if event["status"] not in TERMINAL_STATUSES:
+            # The row it moves takes this status, so there is nothing to settle: the one
+            # statement needs no transaction around it (BEGIN and COMMIT are round trips too).
+            return await self._pool.fetchrow(_UPDATE, *values) is not None
         async with self._pool.acquire() as connection, connection.transaction():
-            row = await connection.fetchrow(
-                _UPDATE,
-                job_id,
-                event["status"],
-                event.get("reason"),
-                event.get("message"),
-                event.get("attempts", 0),
-                event.get("bucket"),
-                event.get("object_name"),
-                event.get("poster_object"),
-                event.get("size_bytes"),
-                event.get("duration_seconds"),
-                Decimal(cost) if cost is not None else None,
-                _time(event.get("started_at")),
-                _time(event.get("finished_at")),
-                event["seq"],
-                _TERMINAL,
-            )
-            if row is not None and row["status"] in TERMINAL_STATUSES:
+            row = await connection.fetchrow(_UPDATE, *values)
+            if row is not None:
                 await settle(connection, job_id, row)
         return row is not None
 
