@@ -4,7 +4,9 @@ The row is created by the api; the operator only moves it forward. `event_seq` m
 update idempotent and monotonic: replaying a transition (the operator syncs the current one
 again after a restart) or an older one changes nothing, and a row in a final state (which the
 api may also set, for a generation whose resource it never created) stays so. A final state
-settles the generation's budget reservation in the same transaction, once.
+settles the generation's budget reservation in the same transaction, once; any other
+transition is the one UPDATE alone. The pool keeps a connection's session as it is when given
+back (no reset query): the operator sets nothing on a session that would outlive a statement.
 """
 
 from __future__ import annotations
