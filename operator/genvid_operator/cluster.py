@@ -57,7 +57,12 @@ class KubeApi:
             read_bufsize=2**21,  # large objects: etcd takes requests up to 1.5 MiB
         )
 
-    async def request(
+    async def request(self, method: str, path: str, body: object = None, **options: Any) -> Json:
+        """The response's object; `options` as `send` takes them."""
+        document: Json = json.loads(await self.send(method, path, body, **options))
+        return document
+
+    async def send(
         self,
         method: str,
         path: str,
@@ -66,7 +71,9 @@ class KubeApi:
         params: dict[str, str] | None = None,
         content_type: str = _JSON,
         accept: str = _JSON,
-    ) -> Json:
+    ) -> bytes:
+        """The response's bytes, unparsed: for a write whose response is not read (a created
+        Job's object is the largest JSON the operator would parse per generation)."""
         headers = {"Accept": accept}
         for auth in (await self._configuration.auth_settings()).values():
             headers[auth["key"]] = auth["value"]  # a refreshed token, where it expires
@@ -76,7 +83,8 @@ class KubeApi:
             method,
             self._host + path,
             params=params,
-            data=None if body is None else json.dumps(body),
+            # Bytes: aiohttp takes them as they are, where a str is a payload to encode.
+            data=None if body is None else json.dumps(body).encode(),
             headers=headers,
             proxy=self._configuration.proxy,
             server_hostname=self._configuration.tls_server_name,
@@ -84,8 +92,7 @@ class KubeApi:
             text = await response.read()
             if not 200 <= response.status <= 299:
                 raise ApiException(status=response.status, reason=text.decode(errors="replace"))
-        document: Json = json.loads(text)
-        return document
+        return text
 
     async def close(self) -> None:
         await self._session.close()
@@ -161,7 +168,7 @@ class Cluster:
     async def create_job(self, body: Json) -> bool:
         """Create the Job; False if it already exists (a retried or restarted reconcile)."""
         try:
-            await self._api.request("POST", _jobs(body["metadata"]["namespace"]), body)
+            await self._api.send("POST", _jobs(body["metadata"]["namespace"]), body)
         except ApiException as error:
             if error.status == 409:
                 return False
@@ -173,7 +180,7 @@ class Cluster:
         body = {"spec": {"ttlSecondsAfterFinished": seconds}}
         path = f"{_jobs(namespace)}/{job_name(generation)}"
         try:
-            await self._api.request("PATCH", path, body, content_type=_MERGE_PATCH)
+            await self._api.send("PATCH", path, body, content_type=_MERGE_PATCH)
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -182,7 +189,7 @@ class Cluster:
         """Delete the Job and, in the background, its pods: the kubelet kills the worker."""
         path = f"{_jobs(namespace)}/{job_name(generation)}"
         try:
-            await self._api.request("DELETE", path, params={"propagationPolicy": "Background"})
+            await self._api.send("DELETE", path, params={"propagationPolicy": "Background"})
         except ApiException as error:
             if error.status != 404:
                 raise
@@ -219,7 +226,7 @@ class Cluster:
         precondition, so a version judged due is the one deleted); False if gone or changed."""
         options = {"preconditions": {"uid": uid, "resourceVersion": resource_version}}
         try:
-            await self._api.request("DELETE", f"{_generations(namespace)}/{name}", options)
+            await self._api.send("DELETE", f"{_generations(namespace)}/{name}", options)
         except ApiException as error:
             if error.status in (404, 409):
                 return False

@@ -83,6 +83,12 @@ class Settings(NatsSettings, BaseSettings):
     # Operations.
     resync_seconds: float = Field(default=30, gt=0)
     metrics_port: int = 8080
+    gc_young_threshold: int = Field(
+        default=50_000,
+        ge=0,
+        description="Allocations between the garbage collector's young collections (Python's "
+        "default is 700); 0 keeps the interpreter's thresholds.",
+    )
 
     # Dispatch concurrency.
     worker_limit: int | None = Field(

@@ -80,7 +80,11 @@ WATCH_EVENT_TIME = Gauge(
 )
 for _trigger in TRIGGERS:
     RECONCILE_ERRORS.labels(trigger=_trigger)
-    RECONCILE_DURATION.labels(trigger=_trigger)
+# The children a watch event or a pass updates, resolved once: `.labels()` is a lookup under
+# the metric's lock each time.
+RECONCILE_DURATION_BY_TRIGGER = {
+    trigger: RECONCILE_DURATION.labels(trigger=trigger) for trigger in TRIGGERS
+}
 # Veo's throttling (the worker's Reason.RATE_LIMITED) has a series before the first retry.
 TRANSITIONS.labels(phase="RUNNING", reason="RateLimited")
 for _resource in WATCHED:
@@ -149,10 +153,22 @@ TRACKED = Gauge(
 )
 
 
+# A resource's time of last event has no series before its first event (0 would read as a
+# watch stalled since 1970), so its children are resolved then.
+_WATCH_CHILDREN: dict[str, tuple[Counter, Gauge]] = {}
+
+
 def watched(resource: str) -> None:
     """A watch event of `resource` arrived."""
-    WATCH_EVENTS.labels(resource=resource).inc()
-    WATCH_EVENT_TIME.labels(resource=resource).set_to_current_time()
+    children = _WATCH_CHILDREN.get(resource)
+    if children is None:
+        children = _WATCH_CHILDREN[resource] = (
+            WATCH_EVENTS.labels(resource=resource),
+            WATCH_EVENT_TIME.labels(resource=resource),
+        )
+    events, last = children
+    events.inc()
+    last.set_to_current_time()
 
 
 def observe_waiting(

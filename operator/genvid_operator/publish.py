@@ -3,7 +3,11 @@
 The api streams these to clients as Server-Sent Events. A transition is identified by
 `<generation>:<eventSeq>`; before publishing, the last message on the generation's subject is
 read back, so a transition re-sent after an operator crash is not published twice even
-outside JetStream's duplicate window (the `Nats-Msg-Id` header covers the rest).
+outside JetStream's duplicate window (the `Nats-Msg-Id` header covers the rest). A transition
+the caller has just written to the resource itself (`fresh`) skips the read-back, a NATS
+request per transition: no earlier process can have published an eventSeq that did not exist
+before its status patch, and a second operator publishing it meanwhile does so within the
+duplicate window.
 
 NATS may be down when the operator starts or later: it connects in the background and
 reconnects forever, so start-up never waits for it and Jobs keep being created; a transition
@@ -80,25 +84,27 @@ class EventPublisher:
         client = NatsClient()
         return cls(client, asyncio.create_task(_connect(client, url, auth), name="genvid-nats"))
 
-    async def publish_once(self, event: TransitionEvent) -> bool:
-        """Publish unless the subject already holds this transition; True if published."""
+    async def publish_once(self, event: TransitionEvent, *, fresh: bool = False) -> bool:
+        """Publish unless the subject already holds this transition; True if published.
+        `fresh`: the caller wrote this transition to the resource in this process, just now."""
         if not self._client.is_connected:
             raise NatsUnavailable("NATS is not connected: the transition is published later")
         try:
-            return await self._publish_once(event)
+            return await self._publish_once(event, fresh)
         except (nats.errors.NoRespondersError, nats.js.errors.NoStreamResponseError):
             # No stream answers for the subject: it was deleted. Make it again, then publish.
             await _ensure_stream(self._js)
-            return await self._publish_once(event)
+            return await self._publish_once(event, fresh)
 
-    async def _publish_once(self, event: TransitionEvent) -> bool:
-        name = job_subject(event["user_id"], event["id"])
-        try:
-            last = await self._js.get_last_msg(STREAM_NAME, name)
-            if last.data and json.loads(last.data).get("seq", 0) >= event["seq"]:
-                return False
-        except NotFoundError:
-            pass
+    async def _publish_once(self, event: TransitionEvent, fresh: bool) -> bool:
+        if not fresh:
+            name = job_subject(event["user_id"], event["id"])
+            try:
+                last = await self._js.get_last_msg(STREAM_NAME, name)
+                if last.data and json.loads(last.data).get("seq", 0) >= event["seq"]:
+                    return False
+            except NotFoundError:
+                pass
         await events.publish(self._js, event)
         return True
 

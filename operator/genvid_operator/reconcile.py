@@ -287,7 +287,7 @@ async def _step(ctx: Context, vg: VideoGeneration) -> VideoGeneration | None:
     vg = await ctx.cluster.patch_status(vg, with_synced(old, decision.status, synced))
     ctx.seen(vg)
     _observe(vg, old, ctx.settings.prices_usd_per_second)
-    return await _sync(ctx, vg)
+    return await _sync(ctx, vg, fresh=True)
 
 
 async def _release_job(ctx: Context, vg: VideoGeneration, job: dict[str, Any]) -> None:
@@ -326,9 +326,10 @@ def with_synced(
     return {**new, "syncedSeq": seq}
 
 
-async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
+async def _sync(ctx: Context, vg: VideoGeneration, *, fresh: bool = False) -> VideoGeneration:
     """Publish and mirror the current transition if that has not happened yet; record it as
-    synced on the resource now only if it is final (otherwise the next status patch does)."""
+    synced on the resource now only if it is final (otherwise the next status patch does).
+    `fresh`: the pass has just written it, so no earlier process can have published it."""
     status: VideoGenerationStatus = vg.get("status") or {}
     if not unsynced(status):
         return vg
@@ -340,7 +341,7 @@ async def _sync(ctx: Context, vg: VideoGeneration) -> VideoGeneration:
         # finds it.
         if ctx.mirror is not None and not await ctx.mirror.write(event):
             log.debug("video_generation_jobs unchanged by %s:%s", event["id"], seq)
-        await ctx.events.publish_once(event)
+        await ctx.events.publish_once(event, fresh=fresh)
         known.synced = seq
     if status.get("phase") not in TERMINAL_STATUSES:
         return vg

@@ -93,16 +93,19 @@ class Sinks:
     def __init__(self) -> None:
         self.mirrored: list[int] = []
         self.published: list[int] = []
+        self.read_back: list[int] = []  # published after reading the subject's last message
         self.nats_up = True
 
     async def write(self, event: TransitionEvent) -> bool:
         self.mirrored.append(event["seq"])
         return True
 
-    async def publish_once(self, event: TransitionEvent) -> bool:
+    async def publish_once(self, event: TransitionEvent, *, fresh: bool = False) -> bool:
         if not self.nats_up:
             raise NatsUnavailable("down")
         self.published.append(event["seq"])
+        if not fresh:
+            self.read_back.append(event["seq"])
         return True
 
 
@@ -182,6 +185,8 @@ async def test_a_restarted_operator_syncs_the_unsynced_transition_again_then_mov
     worker_running(second)
     await reconcile(second, NAMESPACE, NAME)
     assert sinks.published == [1, 2, 2]  # handed again; NATS keeps one (publish_once)
+    # Only a transition a pass did not just write itself may have been published before.
+    assert sinks.read_back == [2]
     assert sinks.mirrored == [1, 2, 2]  # Postgres too (event_seq only grows)
     assert len(apiserver.patches) == 2  # nothing new to write
     worker_done(second, apiserver)
@@ -189,6 +194,7 @@ async def test_a_restarted_operator_syncs_the_unsynced_transition_again_then_mov
 
     assert seqs(apiserver.patches)[2:] == [("SUCCEEDED", 3, 2), ("SUCCEEDED", 3, 3)]
     assert sinks.published == [1, 2, 2, 3]
+    assert sinks.read_back == [2]
 
 
 async def test_no_transition_is_decided_while_the_current_one_cannot_be_published() -> None:
@@ -207,6 +213,7 @@ async def test_no_transition_is_decided_while_the_current_one_cannot_be_publishe
     assert seqs(apiserver.patches) == [("QUEUED", 1, 0), ("RUNNING", 2, 1)]
     assert sinks.published == [1, 2]
     assert sinks.mirrored == [1, 1, 1, 2]  # written again by each pass until published
+    assert sinks.read_back == [1]  # its first attempt may have reached NATS after all
 
 
 async def test_what_a_pass_synced_survives_a_conflict_and_rides_on_the_patch_after_it() -> None:
