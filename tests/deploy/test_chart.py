@@ -124,12 +124,13 @@ def test_template_wires_the_components_together() -> None:
     assert job["command"] == ["alembic", "-c", "/app/api/alembic.ini", "upgrade", "head"]
 
 
-def test_the_budgets_and_dispatch_values_reach_the_operators_settings(
+def test_the_budgets_dispatch_and_gc_values_reach_the_operators_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     docs = render(
         "--set=budgets.globalMaxActive=7,budgets.userMaxActive=3",
         "--set=operator.config.kubeConnections=12,operator.config.workerLimit=9",
+        "--set=operator.config.gcYoungThreshold=0",
         "--set-json=budgets.admissionIntervalSeconds=0.5",
     )
     (op,) = find(docs, "Deployment", "genvid-operator")["spec"]["template"]["spec"]["containers"]
@@ -140,6 +141,7 @@ def test_the_budgets_and_dispatch_values_reach_the_operators_settings(
     assert (settings.global_max_active, settings.user_max_active) == (7, 3)
     assert settings.admission_interval_seconds == 0.5
     assert (settings.kube_connections, settings.worker_limit) == (12, 9)
+    assert settings.gc_young_threshold == 0
 
 
 def test_the_operator_has_no_worker_limit_unless_one_is_set(
