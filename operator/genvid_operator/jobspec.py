@@ -4,14 +4,27 @@ Retries belong to Kubernetes: the Job's podFailurePolicy fails it at once on the
 permanent-failure exit code (`genvid_contracts.worker.EXIT_PERMANENT`) and counts every other
 failure against backoffLimit, and the Job controller spaces the retries with its exponential
 back-off (10 s, 20 s, 40 s, ... capped at 6 min). The operator only reads the outcome.
+
+A generation with a deadline (`spec.deadline`) gets a Job whose `activeDeadlineSeconds` ends no
+later than it: Kubernetes stops the worker then (the Job fails `DeadlineExceeded`), even if
+no pass of the operator comes in time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from decimal import Decimal
 from typing import Any
 
-from genvid_contracts.resource import GROUP, KIND, VERSION, VideoGeneration, VideoGenerationSpec
+from genvid_contracts.resource import (
+    GROUP,
+    KIND,
+    VERSION,
+    VideoGeneration,
+    VideoGenerationSpec,
+    deadline_of,
+)
 from genvid_contracts.worker import EXIT_PERMANENT
 from genvid_operator.config import Settings
 
@@ -70,7 +83,22 @@ def prior_attempts(job: dict[str, Any]) -> int:
     return int(job.get("metadata", {}).get("annotations", {}).get(PRIOR_ATTEMPTS_ANNOTATION) or 0)
 
 
-def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[str, Any]:
+def active_deadline_seconds(spec: VideoGenerationSpec, limit: int, now: dt.datetime) -> int:
+    """The operator's runtime limit, or the time left until the generation's deadline if that
+    is shorter: rounded up, so the Job never stops before the deadline (and at least 1 s, the
+    least Kubernetes accepts; `decide` creates no Job past the deadline)."""
+    deadline = deadline_of(spec)
+    if deadline is None:
+        return limit
+    left = math.ceil((deadline - now).total_seconds())
+    return max(1, min(limit, left))
+
+
+def build_job(
+    vg: VideoGeneration, settings: Settings, price: Decimal, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """`now`: the time the Job is created at (the present unless given), which the time left
+    until the deadline counts from."""
     meta = vg["metadata"]
     name = meta["name"]
     prior = int((vg.get("status") or {}).get("attempts") or 0)
@@ -97,7 +125,9 @@ def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[s
         },
         "spec": {
             "backoffLimit": max(settings.max_retries - prior, 0),
-            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "activeDeadlineSeconds": active_deadline_seconds(
+                vg["spec"], settings.active_deadline_seconds, now or dt.datetime.now(dt.UTC)
+            ),
             # Shortened once the terminal status is synced (reconcile): until then a safety net.
             "ttlSecondsAfterFinished": settings.unsynced_job_ttl_seconds,
             "podFailurePolicy": {
