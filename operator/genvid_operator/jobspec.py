@@ -83,15 +83,28 @@ def prior_attempts(job: dict[str, Any]) -> int:
     return int(job.get("metadata", {}).get("annotations", {}).get(PRIOR_ATTEMPTS_ANNOTATION) or 0)
 
 
-def active_deadline_seconds(spec: VideoGenerationSpec, limit: int, now: dt.datetime) -> int:
-    """The operator's runtime limit, or the time left until the generation's deadline if that
-    is shorter: rounded up, so the Job never stops before the deadline (and at least 1 s, the
-    least Kubernetes accepts; `decide` creates no Job past the deadline)."""
+# On a Job whose activeDeadlineSeconds is the time left until the generation's deadline rather
+# than the operator's runtime limit: its DeadlineExceeded is the generation's deadline.
+STOPS_AT_DEADLINE_ANNOTATION = f"{GROUP}/stops-at-deadline"
+
+
+def active_deadline_seconds(
+    spec: VideoGenerationSpec, limit: int, now: dt.datetime
+) -> tuple[int, bool]:
+    """The Job's activeDeadlineSeconds, and whether the generation's deadline is what sets it:
+    the time left until the deadline when that is not longer than the operator's runtime limit,
+    rounded up so the Job never stops before the deadline (and at least 1 s, the least
+    Kubernetes accepts; `decide` creates no Job past the deadline)."""
     deadline = deadline_of(spec)
     if deadline is None:
-        return limit
-    left = math.ceil((deadline - now).total_seconds())
-    return max(1, min(limit, left))
+        return limit, False
+    left = max(1, math.ceil((deadline - now).total_seconds()))
+    return (left, True) if left <= limit else (limit, False)
+
+
+def stops_at_deadline(job: dict[str, Any]) -> bool:
+    annotations = job.get("metadata", {}).get("annotations") or {}
+    return annotations.get(STOPS_AT_DEADLINE_ANNOTATION) == "true"
 
 
 def build_job(
@@ -104,6 +117,12 @@ def build_job(
     prior = int((vg.get("status") or {}).get("attempts") or 0)
     pod_labels = labels(name)
     config_name = settings.worker_config_name
+    active_deadline, at_deadline = active_deadline_seconds(
+        vg["spec"], settings.active_deadline_seconds, now or dt.datetime.now(dt.UTC)
+    )
+    annotations = {PRIOR_ATTEMPTS_ANNOTATION: str(prior)}
+    if at_deadline:
+        annotations[STOPS_AT_DEADLINE_ANNOTATION] = "true"
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -111,7 +130,7 @@ def build_job(
             "name": job_name(name),
             "namespace": meta["namespace"],
             "labels": pod_labels,
-            "annotations": {PRIOR_ATTEMPTS_ANNOTATION: str(prior)},
+            "annotations": annotations,
             "ownerReferences": [
                 {
                     "apiVersion": f"{GROUP}/{VERSION}",
@@ -125,9 +144,7 @@ def build_job(
         },
         "spec": {
             "backoffLimit": max(settings.max_retries - prior, 0),
-            "activeDeadlineSeconds": active_deadline_seconds(
-                vg["spec"], settings.active_deadline_seconds, now or dt.datetime.now(dt.UTC)
-            ),
+            "activeDeadlineSeconds": active_deadline,
             # Shortened once the terminal status is synced (reconcile): until then a safety net.
             "ttlSecondsAfterFinished": settings.unsynced_job_ttl_seconds,
             "podFailurePolicy": {

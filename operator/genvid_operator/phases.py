@@ -23,7 +23,8 @@ cancel: `genvid_contracts.pricing`). A running worker is stopped at the deadline
 triggers the pass that records it; a generation waiting for capacity is ended by the next pass
 over it (at the latest the resync's, every `GENVID_RESYNC_SECONDS`). A Job that finished is
 judged by how it finished: the deadline ends only what was still unfinished, and a Job stopped
-by the operator's own runtime limit before the deadline fails DeadlineExceeded as always.
+by the operator's own runtime limit (not annotated `jobspec.STOPS_AT_DEADLINE_ANNOTATION`)
+fails DeadlineExceeded as always.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from genvid_contracts.resource import (
 )
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_contracts.worker import EXIT_PERMANENT, Reason, WorkerResult, read_result
-from genvid_operator.jobspec import CONTAINER, job_name, prior_attempts
+from genvid_operator.jobspec import CONTAINER, job_name, prior_attempts, stops_at_deadline
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = GenerationStatus
 
@@ -405,22 +406,6 @@ def _past_deadline(
     )
 
 
-def _stopped_at_deadline(vg: VideoGeneration, job: Json, now: dt.datetime) -> bool:
-    """A Job that failed DeadlineExceeded ran into the generation's deadline, not only the
-    operator's runtime limit: the deadline has passed, or the Job's own end (its start plus
-    `activeDeadlineSeconds`, which `jobspec` rounds up) is not before it."""
-    deadline = deadline_of(vg["spec"])
-    if deadline is None:
-        return False
-    if now >= deadline:
-        return True
-    started = job.get("status", {}).get("startTime")
-    seconds = job.get("spec", {}).get("activeDeadlineSeconds")
-    if not started or seconds is None:
-        return False
-    return dt.datetime.fromisoformat(started) + dt.timedelta(seconds=int(seconds)) >= deadline
-
-
 def _canceled_at_deadline(vg: VideoGeneration, now: dt.datetime) -> VideoGenerationStatus | None:
     """What a cancel at the deadline gives: CANCELED, finished now."""
     changes = {
@@ -487,7 +472,7 @@ def _finished(
         succeeded = [pod for pod in pods if pod.get("status", {}).get("phase") == "Succeeded"]
         result = worker_result(succeeded[0]) if succeeded else stored or WorkerResult()
         return _succeeded(vg, result, attempts, now)
-    if job_reason == "DeadlineExceeded" and _stopped_at_deadline(vg, job, now):
+    if job_reason == "DeadlineExceeded" and stops_at_deadline(job):
         return _canceled_at_deadline(vg, now)
     if job_reason == "DeadlineExceeded":
         return _failed(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from genvid_operator.config import Settings
-from genvid_operator.jobspec import active_deadline_seconds, build_job
+from genvid_operator.jobspec import active_deadline_seconds, build_job, stops_at_deadline
 from genvid_operator.phases import Admission, Decision, Limits, decide
 from support.operator import video_generation
 
@@ -141,72 +141,80 @@ def test_a_job_that_completed_before_the_pass_saw_it_succeeds_past_the_deadline(
     assert (status["phase"], status["estimatedCostUSD"]) == ("SUCCEEDED", "0.6")
 
 
-def deadline_job(active_deadline: int, started: str = "2026-11-24T07:50:00Z") -> Json:
-    return job(
-        spec={"activeDeadlineSeconds": active_deadline},
-        startTime=started,
-        failed=1,
-        conditions=[{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}],
-    )
+def stopped_job(vg: Any, created: str) -> Json:
+    """The Job `build_job` makes for `vg` at `created`, failed at its activeDeadlineSeconds."""
+    manifest = build_job(vg, Settings(active_deadline_seconds=900), Decimal("0.15"), parse(created))
+    return {
+        **manifest,
+        "status": {
+            "startTime": created,
+            "failed": 1,
+            "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}],
+        },
+    }
+
+
+def parse(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+LATER = "2026-11-24T09:00:00Z"
 
 
 @pytest.mark.parametrize(
-    ("deadline", "failed_job", "seen_at", "expected"),
+    ("deadline", "created", "seen_at", "expected"),
     [
-        # Kubernetes stopped it at the deadline; the pass comes a moment later.
-        pytest.param(DEADLINE, deadline_job(600), NOW, ("CANCELED", "DeadlineExceeded"), id="at"),
-        # The same, seen by an operator whose clock is a second behind the Job controller's.
+        # Kubernetes stopped it at the deadline; the pass comes then, or a second "before" on an
+        # operator whose clock is behind the Job controller's.
+        pytest.param(DEADLINE, "2026-11-24T07:50:00Z", DEADLINE, "CANCELED", id="at"),
         pytest.param(
-            DEADLINE,
-            deadline_job(600),
-            NOW - dt.timedelta(seconds=1),
-            ("CANCELED", "DeadlineExceeded"),
-            id="skewed",
+            DEADLINE, "2026-11-24T07:50:00Z", "2026-11-24T07:59:59Z", "CANCELED", id="skew"
         ),
-        # The operator's runtime limit ran out well before the generation's deadline.
+        # The operator's runtime limit ran out before the generation's deadline: seen at once,
+        # or only after the deadline (an operator that was down), it is the runtime limit.
+        pytest.param(LATER, "2026-11-24T07:45:00Z", DEADLINE, "FAILED", id="runtime-limit"),
         pytest.param(
-            "2026-11-24T09:00:00Z",
-            deadline_job(900, "2026-11-24T07:44:00Z"),
-            NOW,
-            ("FAILED", "DeadlineExceeded"),
-            id="runtime-limit",
+            LATER, "2026-11-24T07:45:00Z", "2026-11-24T09:30:00Z", "FAILED", id="seen-late"
         ),
         # No deadline: the runtime limit, as always.
-        pytest.param(None, deadline_job(900), NOW, ("FAILED", "DeadlineExceeded"), id="none"),
+        pytest.param(None, "2026-11-24T07:45:00Z", DEADLINE, "FAILED", id="none"),
     ],
 )
 def test_a_job_stopped_by_kubernetes_is_canceled_only_if_the_deadline_stopped_it(
-    deadline: str | None, failed_job: Json, seen_at: dt.datetime, expected: tuple[str, str]
+    deadline: str | None, created: str, seen_at: str, expected: str
 ) -> None:
-    status = decide(generation(RUNNING, deadline=deadline), failed_job, [], LIMITS, seen_at).status
+    vg = generation(RUNNING, deadline=deadline)
+    status = decide(vg, stopped_job(vg, created), [], LIMITS, parse(seen_at)).status
     assert status is not None
-    assert (status["phase"], status["reason"]) == expected
-    if expected[0] == "FAILED":
+    assert (status["phase"], status["reason"]) == (expected, "DeadlineExceeded")
+    if expected == "FAILED":
         assert status["message"] == "The generation did not finish within 900 seconds."
     else:
-        assert DEADLINE in status["message"]
+        assert status["message"] == f"Canceled: not finished by its deadline, {DEADLINE}."
 
 
 @pytest.mark.parametrize(
-    ("deadline", "expected"),
+    ("deadline", "expected", "at_deadline"),
     [
-        pytest.param(None, 900, id="no-deadline"),
-        pytest.param("2026-11-24T10:00:00Z", 900, id="limit-first"),
-        pytest.param("2026-11-24T08:10:00Z", 600, id="deadline-first"),
-        pytest.param("2026-11-24T08:00:01Z", 1, id="one-second-left"),
-        pytest.param("2026-11-24T07:59:00Z", 1, id="passed"),
+        pytest.param(None, 900, False, id="no-deadline"),
+        pytest.param("2026-11-24T10:00:00Z", 900, False, id="limit-first"),
+        pytest.param("2026-11-24T08:15:00Z", 900, True, id="both-at-once"),
+        pytest.param("2026-11-24T08:10:00Z", 600, True, id="deadline-first"),
+        pytest.param("2026-11-24T08:00:01Z", 1, True, id="one-second-left"),
+        pytest.param("2026-11-24T07:59:00Z", 1, True, id="passed"),
     ],
 )
 def test_the_jobs_active_deadline_is_the_runtime_limit_or_the_time_left(
-    deadline: str | None, expected: int
+    deadline: str | None, expected: int, at_deadline: bool
 ) -> None:
     vg = generation(QUEUED_ADMITTED, deadline=deadline)
     manifest = build_job(vg, Settings(active_deadline_seconds=900), Decimal("0.15"), NOW)
     assert manifest["spec"]["activeDeadlineSeconds"] == expected
+    assert stops_at_deadline(manifest) is at_deadline
 
 
 def test_the_time_left_is_rounded_up_so_the_job_never_stops_before_the_deadline() -> None:
     spec = generation(deadline="2026-11-24T08:10:00Z")["spec"]
     almost = NOW + dt.timedelta(seconds=0.25)
-    assert active_deadline_seconds(spec, 900, almost) == 600  # 599.75 s left
-    assert active_deadline_seconds(spec, 900, NOW + dt.timedelta(seconds=1)) == 599
+    assert active_deadline_seconds(spec, 900, almost) == (600, True)  # 599.75 s left
+    assert active_deadline_seconds(spec, 900, NOW + dt.timedelta(seconds=1)) == (599, True)
