@@ -93,6 +93,12 @@ class Settings(DatabaseSettings, NatsSettings):
     models: Annotated[tuple[str, ...], NoDecode] = (DEFAULT_MODEL, "veo-3.0-generate-001")
     default_model: str = DEFAULT_MODEL
     list_limit_default: int = Field(default=20, ge=1, le=100)
+    min_deadline_seconds: int = Field(
+        default=60, ge=1, description="The shortest deadline_seconds POST /generate accepts."
+    )
+    max_deadline_seconds: int = Field(
+        default=24 * 3600, ge=1, description="The longest deadline_seconds POST /generate accepts."
+    )
 
     # Budgets and admission (genvid_api.budgets, genvid_api.ratelimit)
     prices_usd_per_second: dict[str, Decimal] = Field(
@@ -269,6 +275,12 @@ class Settings(DatabaseSettings, NatsSettings):
                 raise ValueError(f"model {model!r} does not match {_MODEL_PATTERN.pattern}")
         if self.default_model not in self.models:
             raise ValueError(f"GENVID_DEFAULT_MODEL {self.default_model!r} is not in GENVID_MODELS")
+        return self
+
+    @model_validator(mode="after")
+    def _check_deadlines(self) -> Self:
+        if self.min_deadline_seconds > self.max_deadline_seconds:
+            raise ValueError("GENVID_MIN_DEADLINE_SECONDS is above GENVID_MAX_DEADLINE_SECONDS")
         return self
 
 

@@ -172,6 +172,8 @@ class Generation(SQLModel, table=True):
     # Admission (the operator's): counts against the caps from admitted_at to settled_at.
     admitted_at: datetime | None = _timestamp(nullable=True, server_default=False)
     queue_position: int | None = Field(default=None)
+    # Finished by then or CANCELED (DeadlineExceeded, by the operator); None: no deadline.
+    deadline_at: datetime | None = _timestamp(nullable=True, server_default=False)
 
 
 class BudgetUsage(SQLModel, table=True):
@@ -558,6 +560,16 @@ class GenerationCreate(BaseModel):
     model: str | None = None
     negative_prompt: NegativePrompt | None = None
     seed: Annotated[int, pydantic.Field(strict=True, ge=0, le=4294967295)] | None = None
+    deadline_seconds: Annotated[int, pydantic.Field(strict=True, ge=1)] | None = pydantic.Field(
+        default=None,
+        description="Finished within this many seconds of acceptance, or CANCELED with reason "
+        "DeadlineExceeded (bounds: GENVID_MIN_DEADLINE_SECONDS, GENVID_MAX_DEADLINE_SECONDS).",
+    )
+
+    def columns(self) -> dict[str, Any]:
+        """The request's values that are columns of its row as they are (the deadline is
+        stored as `deadline_at`, a time)."""
+        return self.model_dump(exclude={"deadline_seconds"})
 
 
 def public_cost(generation: Generation) -> str | None:
@@ -596,6 +608,9 @@ class GenerationPublic(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    deadline_at: datetime | None = pydantic.Field(
+        default=None, description="Finished by then, or CANCELED with reason DeadlineExceeded."
+    )
     video_url: str | None = None
     poster_url: str | None = None
     urls_expire_at: datetime | None = None

@@ -98,6 +98,7 @@ def transition_event(generation: Generation) -> TransitionEvent:
         "size_bytes": generation.size_bytes,
         "duration_seconds": generation.video_duration_seconds,
         "cost_usd": None if generation.cost_usd is None else str(generation.cost_usd),
+        "deadline_at": _iso(generation.deadline_at),
     }
 
 

@@ -27,6 +27,7 @@ from genvid_contracts.resource import (
     PART_OF_LABELS,
     PLURAL,
     VERSION,
+    deadline_text,
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ def build_video_generation(generation: Generation, owner_name: str | None = None
         spec["seed"] = generation.seed
     if generation.idempotency_key is not None:
         spec["idempotencyKey"] = generation.idempotency_key
+    if generation.deadline_at is not None:
+        spec["deadline"] = deadline_text(generation.deadline_at)
     metadata: dict[str, Any] = {
         "name": str(generation.id),
         "labels": {**PART_OF_LABELS, OWNER_LABEL: str(generation.user_id)},

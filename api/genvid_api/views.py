@@ -97,7 +97,7 @@ async def present_generation(ctx: AppContext, row: Generation) -> GenerationPubl
 
 EVENT_FIELDS = (
     "id", "status", "seq", "reason", "message", "attempts", "updated_at", "cost_usd",
-    "queue_position",
+    "queue_position", "deadline_at",
 )  # fmt: skip
 
 

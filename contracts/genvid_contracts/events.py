@@ -68,6 +68,8 @@ class TransitionEvent(TypedDict):
     cost_usd: str | None
     # While waiting for capacity (QUEUED, reason WaitingForCapacity): 1 is admitted next.
     queue_position: NotRequired[int | None]
+    # The generation's deadline (RFC 3339), if its request set one.
+    deadline_at: NotRequired[str | None]
 
 
 async def ensure_stream(js: JetStreamContext) -> bool:

@@ -7,6 +7,7 @@ so mypy checks both against one shape. Field names are the resource's own (camel
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, NotRequired, TypedDict
 
 from genvid_contracts.status import GenerationStatus
@@ -39,6 +40,20 @@ class VideoGenerationSpec(TypedDict):
     negativePrompt: NotRequired[str]
     seed: NotRequired[int]
     idempotencyKey: NotRequired[str]
+    # RFC 3339, whole seconds: finished by then, or CANCELED with reason DeadlineExceeded.
+    deadline: NotRequired[str]
+
+
+def deadline_text(moment: dt.datetime) -> str:
+    """`spec.deadline` as the api writes it: RFC 3339 in UTC, to the second (as Kubernetes
+    writes its own times, and as `kubectl get` prints it)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def deadline_of(spec: VideoGenerationSpec) -> dt.datetime | None:
+    """`spec.deadline` as a time; None without one."""
+    text = spec.get("deadline")
+    return dt.datetime.fromisoformat(text) if text else None
 
 
 class Condition(TypedDict):

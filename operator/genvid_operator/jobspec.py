@@ -4,14 +4,27 @@ Retries belong to Kubernetes: the Job's podFailurePolicy fails it at once on the
 permanent-failure exit code (`genvid_contracts.worker.EXIT_PERMANENT`) and counts every other
 failure against backoffLimit, and the Job controller spaces the retries with its exponential
 back-off (10 s, 20 s, 40 s, ... capped at 6 min). The operator only reads the outcome.
+
+A generation with a deadline (`spec.deadline`) gets a Job whose `activeDeadlineSeconds` ends no
+later than it: Kubernetes stops the worker then (the Job fails `DeadlineExceeded`), even if
+no pass of the operator comes in time.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from decimal import Decimal
 from typing import Any
 
-from genvid_contracts.resource import GROUP, KIND, VERSION, VideoGeneration, VideoGenerationSpec
+from genvid_contracts.resource import (
+    GROUP,
+    KIND,
+    VERSION,
+    VideoGeneration,
+    VideoGenerationSpec,
+    deadline_of,
+)
 from genvid_contracts.worker import EXIT_PERMANENT
 from genvid_operator.config import Settings
 
@@ -70,12 +83,46 @@ def prior_attempts(job: dict[str, Any]) -> int:
     return int(job.get("metadata", {}).get("annotations", {}).get(PRIOR_ATTEMPTS_ANNOTATION) or 0)
 
 
-def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[str, Any]:
+# On a Job whose activeDeadlineSeconds is the time left until the generation's deadline rather
+# than the operator's runtime limit: its DeadlineExceeded is the generation's deadline.
+STOPS_AT_DEADLINE_ANNOTATION = f"{GROUP}/stops-at-deadline"
+
+
+def active_deadline_seconds(
+    spec: VideoGenerationSpec, limit: int, now: dt.datetime
+) -> tuple[int, bool]:
+    """The Job's activeDeadlineSeconds, and whether the generation's deadline is what sets it:
+    the time left until the deadline when that is not longer than the operator's runtime limit,
+    rounded up so the Job never stops before the deadline (and at least 1 s, the least
+    Kubernetes accepts; `decide` creates no Job past the deadline)."""
+    deadline = deadline_of(spec)
+    if deadline is None:
+        return limit, False
+    left = max(1, math.ceil((deadline - now).total_seconds()))
+    return (left, True) if left <= limit else (limit, False)
+
+
+def stops_at_deadline(job: dict[str, Any]) -> bool:
+    annotations = job.get("metadata", {}).get("annotations") or {}
+    return annotations.get(STOPS_AT_DEADLINE_ANNOTATION) == "true"
+
+
+def build_job(
+    vg: VideoGeneration, settings: Settings, price: Decimal, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """`now`: the time the Job is created at (the present unless given), which the time left
+    until the deadline counts from."""
     meta = vg["metadata"]
     name = meta["name"]
     prior = int((vg.get("status") or {}).get("attempts") or 0)
     pod_labels = labels(name)
     config_name = settings.worker_config_name
+    active_deadline, at_deadline = active_deadline_seconds(
+        vg["spec"], settings.active_deadline_seconds, now or dt.datetime.now(dt.UTC)
+    )
+    annotations = {PRIOR_ATTEMPTS_ANNOTATION: str(prior)}
+    if at_deadline:
+        annotations[STOPS_AT_DEADLINE_ANNOTATION] = "true"
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -83,7 +130,7 @@ def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[s
             "name": job_name(name),
             "namespace": meta["namespace"],
             "labels": pod_labels,
-            "annotations": {PRIOR_ATTEMPTS_ANNOTATION: str(prior)},
+            "annotations": annotations,
             "ownerReferences": [
                 {
                     "apiVersion": f"{GROUP}/{VERSION}",
@@ -97,7 +144,7 @@ def build_job(vg: VideoGeneration, settings: Settings, price: Decimal) -> dict[s
         },
         "spec": {
             "backoffLimit": max(settings.max_retries - prior, 0),
-            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "activeDeadlineSeconds": active_deadline,
             # Shortened once the terminal status is synced (reconcile): until then a safety net.
             "ttlSecondsAfterFinished": settings.unsynced_job_ttl_seconds,
             "podFailurePolicy": {

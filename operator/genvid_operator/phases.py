@@ -6,7 +6,7 @@ gather the inputs and carry out the decision; tests call `decide` without a clus
 
     (new) -> QUEUED -> RUNNING -> SUCCEEDED | FAILED
       |        |          |
-      |        +----------+-----> CANCELED   (spec.cancel)
+      +--------+----------+-----> CANCELED   (spec.cancel; spec.deadline passed)
       +-> REJECTED                           (unknown model, over the cost limit)
 
 The phases are `genvid_contracts.status.GenerationStatus`, the vocabulary every component
@@ -15,6 +15,16 @@ speaks; the worker's outcome is read through `genvid_contracts.worker`.
 A QUEUED generation gets its Job only once admitted under the concurrency caps (`Admission`,
 decided by `genvid_operator.admission` from Postgres); until then its reason is
 WaitingForCapacity, its `Admitted` condition False and `queuePosition` its place in line.
+
+A generation not finished by its `spec.deadline` ends CANCELED with reason DeadlineExceeded,
+whatever phase it is in, as a cancel at that moment would (its Job deleted; settled as a
+cancel: `genvid_contracts.pricing`). A running worker is stopped at the deadline by Kubernetes
+(its Job's `activeDeadlineSeconds`, `jobspec.active_deadline_seconds`), and that Job's failure
+triggers the pass that records it; a generation waiting for capacity is ended by the next pass
+over it (at the latest the resync's, every `GENVID_RESYNC_SECONDS`). A Job that finished is
+judged by how it finished: the deadline ends only what was still unfinished, and a Job stopped
+by the operator's own runtime limit (not annotated `jobspec.STOPS_AT_DEADLINE_ANNOTATION`)
+fails DeadlineExceeded as always.
 """
 
 from __future__ import annotations
@@ -24,16 +34,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from genvid_contracts.resource import Condition, VideoGeneration, VideoGenerationStatus
+from genvid_contracts.resource import (
+    Condition,
+    VideoGeneration,
+    VideoGenerationStatus,
+    deadline_of,
+)
 from genvid_contracts.status import TERMINAL_STATUSES, GenerationStatus
 from genvid_contracts.worker import EXIT_PERMANENT, Reason, WorkerResult, read_result
-from genvid_operator.jobspec import CONTAINER, job_name, prior_attempts
+from genvid_operator.jobspec import CONTAINER, job_name, prior_attempts, stops_at_deadline
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED, REJECTED = GenerationStatus
 
 WAITING_FOR_CAPACITY = "WaitingForCapacity"
 WORKER_CRASHED = "WorkerCrashed"
 WORKER_LOST = "WorkerLost"
+DEADLINE_EXCEEDED = "DeadlineExceeded"
 _CRASHED_MESSAGE = "The generation stopped unexpectedly."
 _LOST_MESSAGE = "The generation's worker was lost before it finished."
 _WAITING_MESSAGE = "Waiting for capacity: the concurrency caps are reached."
@@ -267,6 +283,9 @@ def decide(
             delete_job=job is not None,
         )
 
+    if _past_deadline(vg, job, now, stored):
+        return Decision(status=_canceled_at_deadline(vg, now), delete_job=job is not None)
+
     if phase is None:
         cost = _estimated_cost(limits, int(spec["durationSeconds"]))
         if cost is None:
@@ -372,6 +391,32 @@ def decide(
     return Decision()
 
 
+def _past_deadline(
+    vg: VideoGeneration, job: Json | None, now: dt.datetime, stored: WorkerResult | None
+) -> bool:
+    """The deadline has passed and nothing has finished: no Job that ended (how it ended
+    decides, see `_finished`), no final result stored by a worker whose Job is gone."""
+    deadline = deadline_of(vg["spec"])
+    if deadline is None or now < deadline:
+        return False
+    if job is not None:
+        return _job_condition(job) is None
+    return stored is None or (
+        stored.get("status") != "succeeded" and stored.get("retryable") is not False
+    )
+
+
+def _canceled_at_deadline(vg: VideoGeneration, now: dt.datetime) -> VideoGenerationStatus | None:
+    """What a cancel at the deadline gives: CANCELED, finished now."""
+    changes = {
+        "phase": CANCELED,
+        "reason": DEADLINE_EXCEEDED,
+        "message": f"Canceled: not finished by its deadline, {vg['spec'].get('deadline')}.",
+        "finishedAt": timestamp(now),
+    }
+    return with_transition(vg, changes, now)
+
+
 def needs_stored_result(vg: VideoGeneration, job: Json | None, pods: list[Json]) -> bool:
     """Whether `decide` needs the stored result: a started generation whose Job is gone, or
     whose Job finished without a pod left to tell how."""
@@ -427,6 +472,8 @@ def _finished(
         succeeded = [pod for pod in pods if pod.get("status", {}).get("phase") == "Succeeded"]
         result = worker_result(succeeded[0]) if succeeded else stored or WorkerResult()
         return _succeeded(vg, result, attempts, now)
+    if job_reason == "DeadlineExceeded" and stops_at_deadline(job):
+        return _canceled_at_deadline(vg, now)
     if job_reason == "DeadlineExceeded":
         return _failed(
             vg,

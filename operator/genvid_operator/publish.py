@@ -57,6 +57,7 @@ def event_from(vg: VideoGeneration) -> TransitionEvent:
         "duration_seconds": output.get("durationSeconds"),
         "cost_usd": status.get("estimatedCostUSD"),
         "queue_position": status.get("queuePosition"),
+        "deadline_at": vg["spec"].get("deadline"),
     }
 
 

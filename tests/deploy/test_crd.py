@@ -92,8 +92,28 @@ def test_spec_is_immutable_except_cancel(kubectl: Kubectl) -> None:
     assert "a canceled generation cannot be resumed" in resume.stderr
 
 
+def test_the_deadline_is_a_time_and_immutable_like_the_rest_of_the_spec(kubectl: Kubectl) -> None:
+    bad = apply(kubectl, video_generation("not-a-time", deadline="in ten minutes"))
+    assert bad.returncode != 0
+    assert "spec.deadline" in bad.stderr
+    assert apply(kubectl, video_generation("due", deadline="2026-11-24T08:10:00Z")).returncode == 0
+    assert apply(kubectl, video_generation("undue")).returncode == 0
+    for name, patch in [
+        ("due", {"deadline": "2026-11-24T09:10:00Z"}),  # moved
+        ("due", {"deadline": None}),  # removed
+        ("undue", {"deadline": "2026-11-24T09:10:00Z"}),  # added
+    ]:
+        changed = kubectl("patch", "vg", name, "--type=merge", "-p", json.dumps({"spec": patch}))
+        assert changed.returncode != 0, (name, patch)
+        assert "spec is immutable except for spec.cancel" in changed.stderr
+    cancel = kubectl("patch", "vg", "due", "--type=merge", "-p", '{"spec": {"cancel": true}}')
+    assert cancel.returncode == 0, cancel.stderr
+    kept = kubectl("get", "vg", "due", "-o", "jsonpath={.spec.deadline}", check=True).stdout
+    assert kept == "2026-11-24T08:10:00Z"
+
+
 def test_kubectl_get_prints_the_printer_columns(kubectl: Kubectl) -> None:
-    named = video_generation("columns", durationSeconds=6)
+    named = video_generation("columns", durationSeconds=6, deadline="2026-11-24T08:10:00Z")
     # The api annotates the owner's username (genvid_api.resources); the id stays in spec.
     named["metadata"]["annotations"] = {OWNER_NAME_ANNOTATION: "user-1"}
     apply(kubectl, named)
@@ -116,11 +136,13 @@ def test_kubectl_get_prints_the_printer_columns(kubectl: Kubectl) -> None:
         "SECONDS",
         "COST",
         "OWNER",
+        "DEADLINE",
         "AGE",
     ]
     row = table[1].split()
     assert row[:2] == ["columns", "SUCCEEDED"]
     assert row[2:6] == ["veo-3.0-fast-generate-001", "6", "0.6", "user-1"]
+    assert row[6] == "2026-11-24T08:10:00Z"
     wide = kubectl("get", "vg", "-o", "wide", check=True).stdout.splitlines()[0].split()
     assert wide[-3:] == ["ATTEMPTS", "JOB", "AGE"]
     assert "ID" in wide  # OWNER ID: spec.owner, in the wide table only

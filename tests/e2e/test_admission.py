@@ -24,7 +24,16 @@ import pytest
 from support.api import Account
 from support.database import fetch, ledger
 from support.kube import kubectl_watch
-from support.pipeline import Generation, Pipeline, PipelineSettings, job_row, submit, until_final
+from support.pipeline import (
+    Generation,
+    Pipeline,
+    PipelineSettings,
+    job_row,
+    submit,
+    until_final,
+    until_status,
+    usage,
+)
 from support.polling import eventually
 
 pytestmark = pytest.mark.stack
@@ -55,13 +64,6 @@ def job_exists(pipeline: Pipeline, generation_id: str) -> bool:
         "get", "job", f"genvid-{generation_id}", "--ignore-not-found", "-o", "name"
     )
     return bool(out.strip())
-
-
-async def usage(pipeline: Pipeline, user: Account) -> dict[str, Any]:
-    response = await pipeline.api.http.get("/me/usage", headers=user.auth)
-    assert response.status_code == 200, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 @dataclass
@@ -117,19 +119,6 @@ class JobWatch:
         if self.process is not None:
             self.process.terminate()
             self.process.wait(timeout=10)
-
-
-async def status_of(generation: Generation) -> tuple[str, str | None]:
-    body = await generation.get()
-    return body["status"], body["reason"]
-
-
-async def until_status(generation: Generation, status: str, reason: str | None = None) -> None:
-    async def reached() -> bool:
-        seen = await status_of(generation)
-        return seen[0] == status and (reason is None or seen[1] == reason)
-
-    await eventually(reached, what=f"{generation.id} {status} {reason or ''}", seconds=120)
 
 
 async def submit_many(pipeline: Pipeline, user: Account, tag: str, count: int) -> list[Generation]:

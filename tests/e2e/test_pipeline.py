@@ -26,6 +26,7 @@ from support.pipeline import (
     PipelineSettings,
     generate,
     job_row,
+    running_worker_pid,
     statuses,
     until_final,
 )
@@ -136,17 +137,6 @@ async def test_generation_that_never_finishes_fails_at_the_deadline(pipeline: Pi
     final = await generation.wait_final(seconds=POLL_DEADLINE_SECONDS + 90)
     assert (final["status"], final["reason"]) == ("FAILED", "ProviderTimeout")
     assert final["attempts"] == 1
-
-
-async def running_worker_pid(pipeline: Pipeline, generation_id: str) -> int:
-    def probe() -> int | None:
-        for pod in pipeline.pods(generation_id):
-            for container in pod.get("status", {}).get("containerStatuses") or []:
-                if "running" in (container.get("state") or {}):
-                    return int(container["containerID"].removeprefix("process://"))
-        return None
-
-    return await eventually(probe, what="a running worker", seconds=90, interval=0.25)
 
 
 async def test_cancel_while_running_kills_the_worker(pipeline: Pipeline) -> None:

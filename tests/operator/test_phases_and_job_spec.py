@@ -15,6 +15,7 @@ from genvid_operator.config import Settings
 from genvid_operator.jobspec import build_job, job_name
 from genvid_operator.phases import Decision, Limits, decide, with_transition
 from genvid_worker.cli import build_parser
+from support.operator import video_generation as generation
 
 NOW = dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)
 LIMITS = Limits(
@@ -24,22 +25,6 @@ LIMITS = Limits(
     active_deadline_seconds=900,
 )
 Json = dict[str, Any]
-
-
-def generation(status: Json | None = None, **spec: Any) -> Json:
-    return {
-        "metadata": {"name": "g1", "namespace": "ns", "uid": "u-1", "generation": 1},
-        "spec": {
-            "prompt": "a fox",
-            "model": "veo-3.0-fast-generate-001",
-            "durationSeconds": 4,
-            "aspectRatio": "16:9",
-            "owner": "user-1",
-            "cancel": False,
-            **spec,
-        },
-        "status": status or {},
-    }
 
 
 def job(**status: Any) -> Json:

@@ -1,5 +1,6 @@
 """An operator's reconcile context for tests that run passes without a cluster: the default
-settings and whatever fakes a test gives; what it does not give is never reached."""
+settings and whatever fakes a test gives; what it does not give is never reached. And the
+VideoGeneration `decide` is given in those tests."""
 
 from __future__ import annotations
 
@@ -26,3 +27,21 @@ def operator_context(
         mirror=cast(GenerationMirror | None, mirror),
         jobs=jobs or {},
     )
+
+
+def video_generation(status: dict[str, Any] | None = None, **spec: Any) -> Any:
+    """VideoGeneration `g1` in `ns` with a valid spec (`spec` overrides or adds fields) and
+    `status` (none: new)."""
+    return {
+        "metadata": {"name": "g1", "namespace": "ns", "uid": "u-1", "generation": 1},
+        "spec": {
+            "prompt": "a fox",
+            "model": "veo-3.0-fast-generate-001",
+            "durationSeconds": 4,
+            "aspectRatio": "16:9",
+            "owner": "user-1",
+            "cancel": False,
+            **spec,
+        },
+        "status": status or {},
+    }

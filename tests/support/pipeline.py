@@ -176,3 +176,34 @@ class Pipeline:
             "pods", "-l", f"genvid.io/generation={generation_id}"
         )["items"]
         return items
+
+
+async def running_worker_pid(pipeline: Pipeline, generation_id: str) -> int:
+    """The process id of the generation's running worker (the process kubelet's container id)."""
+
+    def probe() -> int | None:
+        for pod in pipeline.pods(generation_id):
+            for container in pod.get("status", {}).get("containerStatuses") or []:
+                if "running" in (container.get("state") or {}):
+                    return int(container["containerID"].removeprefix("process://"))
+        return None
+
+    return await eventually(probe, what="a running worker", seconds=90, interval=0.25)
+
+
+async def usage(pipeline: Pipeline, user: Account) -> dict[str, Any]:
+    """`GET /me/usage` as `user`."""
+    response = await pipeline.api.http.get("/me/usage", headers=user.auth)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def until_status(generation: Generation, status: str, reason: str | None = None) -> None:
+    """Until the api answers `generation` with `status` (and `reason`, if given)."""
+
+    async def reached() -> bool:
+        body = await generation.get()
+        return body["status"] == status and (reason is None or body["reason"] == reason)
+
+    await eventually(reached, what=f"{generation.id} {status} {reason or ''}", seconds=120)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -46,7 +46,8 @@ async def insert(
         user_id=user_id,
         idempotency_key=idempotency_key,
         status=GenerationStatus.QUEUED.value,
-        **request.model_dump(),
+        deadline_at=_deadline(request.deadline_seconds),
+        **request.columns(),
     )
     if idempotency_key is not None:
         statement = statement.on_conflict_do_nothing(
@@ -72,9 +73,29 @@ async def insert(
         )
     ).one()
     await session.commit()
-    if any(getattr(existing, name) != value for name, value in request.model_dump().items()):
+    if any(getattr(existing, name) != value for name, value in request.columns().items()) or (
+        deadline_of(existing.created_at, request.deadline_seconds) != existing.deadline_at
+    ):
         raise Invalid("Idempotency-Key was already used with a different request")
     return existing
+
+
+def _deadline(seconds: int | None) -> Any:
+    """The deadline in whole seconds from the inserting transaction's `now()`, the row's
+    `created_at`: the resource's spec.deadline says the same time to the second."""
+    if seconds is None:
+        return None
+    return sa.func.date_trunc(
+        "second", sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, seconds)
+    )
+
+
+def deadline_of(created_at: datetime, seconds: int | None) -> datetime | None:
+    """What `_deadline` stored for a row created at `created_at`: a replay's request asks for
+    the same deadline only if this is its row's."""
+    if seconds is None:
+        return None
+    return (created_at + timedelta(seconds=seconds)).replace(microsecond=0)
 
 
 async def get_owned(

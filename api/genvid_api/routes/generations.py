@@ -32,8 +32,8 @@ _NOT_FOUND = (NotFound, "No such generation (or not yours)")
         (
             Invalid,
             "Invalid request (prompt empty, blank, over 2000 characters or with control "
-            "characters; unknown model; bad duration or aspect ratio), or an Idempotency-Key "
-            "already used by this user for a different request",
+            "characters; unknown model; bad duration, aspect ratio or deadline), or an "
+            "Idempotency-Key already used by this user for a different request",
         )
     )
     | guardrails.GENERATE_RESPONSES,
@@ -61,6 +61,17 @@ async def generate(
             f"unknown model; known models: {', '.join(settings.models)}",
             "unknown_model",
             input=model,
+        )
+    deadline = body.deadline_seconds
+    if deadline is not None and not (
+        settings.min_deadline_seconds <= deadline <= settings.max_deadline_seconds
+    ):
+        raise Invalid.field(
+            ("body", "deadline_seconds"),
+            f"must be from {settings.min_deadline_seconds} to {settings.max_deadline_seconds} "
+            "seconds",
+            "deadline_out_of_range",
+            input=deadline,
         )
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise Invalid.field(
