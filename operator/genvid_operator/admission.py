@@ -5,7 +5,9 @@ mistake) never admits past a cap: a pass takes a transaction-scoped advisory loc
 admitted and unsettled rows (`admitted_at` set, `settled_at` not: settling is finishing),
 picks waiting rows in fair order, sets their `admitted_at` and writes every other waiting row's
 `queue_position`. The reconcile of a waiting generation runs a pass before it gives up; a pass
-also runs after every finish and on a short timer, and the generations it admits are kicked.
+also runs after every finish and on a short timer, and the generations it admits are kicked. A
+row past its deadline (`deadline_at`) waits no more: it is never admitted, and the timer kicks
+it so that its reconcile ends it (DeadlineExceeded) now rather than at its next resync.
 
 A generation whose VideoGeneration vanishes before it finished (deleted while the operator
 ran, or while none watched) ends CANCELED with reason `ResourceDeleted`: one transition
@@ -45,8 +47,14 @@ SELECT user_id, count(*) AS active FROM video_generation_jobs
 _WAITING = """
 SELECT id, user_id, created_at, queue_position FROM video_generation_jobs
  WHERE status = 'QUEUED' AND admitted_at IS NULL AND settled_at IS NULL
-   AND NOT cancel_requested
+   AND NOT cancel_requested AND (deadline_at IS NULL OR deadline_at > now())
  ORDER BY created_at, id
+"""
+# Waiting past their deadline: never admitted, and ended by a pass over each (DeadlineExceeded).
+_OVERDUE = """
+SELECT id FROM video_generation_jobs
+ WHERE status = 'QUEUED' AND admitted_at IS NULL AND settled_at IS NULL
+   AND resource_created AND deadline_at <= now()
 """
 _ADMIT = """
 UPDATE video_generation_jobs SET admitted_at = now(), queue_position = NULL
@@ -188,6 +196,12 @@ class Admissions:
         for row in admitted:
             metrics.ADMISSION_WAIT.observe(max(float(row["waited"]), 0.0))
         return [str(row["id"]) for row in admitted]
+
+    async def overdue(self) -> list[str]:
+        """The waiting generations past their deadline: no pass admits them (a place that frees
+        goes to the next in line), and a reconcile of each ends it now rather than at its next
+        resync."""
+        return [str(row["id"]) for row in await self._pool.fetch(_OVERDUE)]
 
     async def check(self, name: str) -> tuple[Admission, list[str]]:
         """Whether the generation may have its Job, running a pass if it waits; with the

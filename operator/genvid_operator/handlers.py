@@ -186,12 +186,16 @@ class NoDiffBase(kopf.DiffBaseStorage):
 
 
 async def admission_loop(ctx: Context) -> None:
-    """The timer of admission: settle what was left unsettled, admit, kick; forever. At every
-    resync interval it also releases generations whose resource was deleted while no operator
-    watched (the DELETED event that releases them was never seen)."""
+    """The timer of admission: settle what was left unsettled, admit, kick what was admitted
+    and what waited past its deadline; forever. At every resync interval it also releases
+    generations whose resource was deleted while no operator watched (the DELETED event that
+    releases them was never seen)."""
     assert ctx.admissions is not None
     next_vanished_check = 0.0
     loop = asyncio.get_running_loop()
+    # The kicks of overdue generations still running: one at a time per generation, so one
+    # whose pass keeps failing (the apiserver away) is not kicked again at every interval.
+    overdue: dict[str, asyncio.Task[None]] = {}
     while True:
         try:
             await ctx.admissions.reap()
@@ -199,6 +203,9 @@ async def admission_loop(ctx: Context) -> None:
                 await _reap_vanished(ctx, ctx.admissions)
                 next_vanished_check = loop.time() + ctx.settings.resync_seconds
             await ctx.admit()
+            overdue = {name: task for name, task in overdue.items() if not task.done()}
+            late = [name for name in await ctx.admissions.overdue() if name not in overdue]
+            overdue.update(zip(late, ctx.kick(late), strict=True))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -150,13 +150,16 @@ class Context:
             return body["metadata"]["resourceVersion"] in known.versions
         return known is None and settled(body) and self.job(name) is None
 
-    def kick(self, names: list[str]) -> None:
+    def kick(self, names: list[str]) -> list[asyncio.Task[None]]:
         """Reconcile the generations an admission pass let in, now rather than at the next
-        resync (in the background: the caller may hold one of their locks)."""
+        resync (in the background: the caller may hold one of their locks); their tasks."""
+        tasks = []
         for name in names:
             task = asyncio.create_task(_kicked(self, self.settings.namespace, name))
             self.kicked.add(task)
             task.add_done_callback(self.kicked.discard)
+            tasks.append(task)
+        return tasks
 
     async def admit(self) -> None:
         """An admission pass, its admitted generations kicked."""
