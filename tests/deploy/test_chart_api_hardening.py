@@ -1,5 +1,6 @@
-"""The chart's api: its connection bounds, the trusted proxies, the abuse limits, and the JWT
-key from an existing Secret with a previous key for rotation (rendered with the pinned helm)."""
+"""The chart's api: its connection bounds, the trusted proxies, the abuse limits, the deadline
+bounds, and the JWT key from an existing Secret with a previous key for rotation (rendered with
+the pinned helm)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,15 @@ def test_the_garbage_collector_threshold_reaches_the_api() -> None:
     assert env_of(_api_container())["GENVID_GC_YOUNG_THRESHOLD"] == "50000"
     chosen = env_of(_api_container("--set=api.config.gcYoungThreshold=0"))
     assert chosen["GENVID_GC_YOUNG_THRESHOLD"] == "0"
+
+
+def test_the_deadline_bounds_reach_the_api() -> None:
+    chosen = env_of(
+        _api_container("--set=api.config.minDeadlineSeconds=30,api.config.maxDeadlineSeconds=600")
+    )
+    assert (chosen["GENVID_MIN_DEADLINE_SECONDS"], chosen["GENVID_MAX_DEADLINE_SECONDS"]) == (
+        "30", "600",
+    )  # fmt: skip
 
 
 def test_an_existing_secret_and_a_previous_key_for_rotation() -> None:
