@@ -64,8 +64,11 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         if not self._allow_private:
             for address in addresses:
                 if not webhooks.is_public(ipaddress.ip_address(address)):
+                    # The address stays in the server's log: a delivery's error is shown to
+                    # the endpoint's owner, who must not learn internal names this way.
+                    log.warning("webhooks: %s resolves to %s, not a public address", host, address)
                     raise BlockedAddress(
-                        f"{host} resolves to {address}, not a public address "
+                        "the host is not a public address "
                         "(GENVID_WEBHOOK_ALLOW_PRIVATE_NETWORKS is off)"
                     )
         return addresses

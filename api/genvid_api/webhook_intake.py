@@ -7,7 +7,9 @@ generation's owner into `webhook_deliveries` and acks the NATS message only once
 has committed. A process that dies first leaves the message unacked: JetStream gives it to
 another process after `ACK_WAIT_SECONDS`, and the insert, unique on (endpoint, message id),
 writes nothing twice. The consumer survives restarts of the api (it is durable), so what was
-published meanwhile is read when an api comes back.
+published meanwhile is read when an api comes back. A message that is not a transition of the
+subject's generation, or that the database refuses, is dropped with a log line (terminated): it
+would fail every time and, one message being out at a time, hold back every later one.
 
 At most one message is out unacked at a time (`max_ack_pending=1`): the outbox then receives
 a generation's transitions in stream order whichever process takes each one, which the delivery
@@ -47,6 +49,9 @@ FETCH_SECONDS = 5.0
 RETRY_SECONDS = 2.0
 
 
+# The largest eventSeq the outbox's integer column holds.
+_MAX_SEQ = 2**31 - 1
+
 # NATS or the database away: the intake subscribes again once they are back.
 _INTERRUPTIONS: tuple[type[Exception], ...] = (
     nats.errors.Error,
@@ -72,9 +77,10 @@ def _transition(body: dict[str, Any] | None) -> tuple[uuid.UUID, uuid.UUID, int]
     if body is None or not isinstance(body.get("status"), str):
         return None
     try:
-        return uuid.UUID(str(body["user_id"])), uuid.UUID(str(body["id"])), int(body["seq"])
+        found = uuid.UUID(str(body["user_id"])), uuid.UUID(str(body["id"])), int(body["seq"])
     except (KeyError, ValueError, TypeError):
         return None
+    return found if 0 < found[2] <= _MAX_SEQ else None
 
 
 async def take(ctx: AppContext, msg: Msg) -> int:
@@ -121,6 +127,13 @@ async def _pull(ctx: AppContext, on_taken: Callable[[], None]) -> None:
                 except UNAVAILABLE_ERRORS:
                     await msg.nak(delay=RETRY_SECONDS)
                     raise
+                except Exception:
+                    # Not an outage but this message (a body the database refuses): taken
+                    # again it would fail again, and with one message out at a time it would
+                    # hold every later transition back. It is dropped, loudly.
+                    log.exception("webhooks: dropping a message on %s", msg.subject)
+                    await msg.term()
+                    continue
                 await msg.ack()
                 if written:
                     on_taken()

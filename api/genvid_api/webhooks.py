@@ -44,6 +44,11 @@ _METADATA = (
     ipaddress.ip_network("100.100.100.200/32"),
 )
 
+# IPv6 prefixes whose addresses carry an IPv4 address (RFC 6052, RFC 8215, RFC 4291).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.ip_network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -68,11 +73,28 @@ def headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[s
     }
 
 
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo's client, NAT64's well-known
+    prefix, the old IPv4-compatible form): where a connection to it may really go."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64 or address in _IPV4_COMPATIBLE:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: Address) -> bool:
     """An address on the internet: not loopback, private, link-local, shared, reserved,
-    multicast, unspecified or a metadata server (an IPv4-mapped IPv6 address as its IPv4)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    multicast, unspecified or a metadata server; an IPv6 address that carries an IPv4 one is
+    judged by that one, and a local-use NAT64 address (whose IPv4 cannot be told) is not."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        address = _embedded_ipv4(address) or address
     if any(address in network for network in _METADATA):
         return False
     return address.is_global and not address.is_multicast

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -60,6 +61,7 @@ def test_signatures_are_what_standard_webhooks_verifies() -> None:
     assert payload["data"] == {
         "id": "g1", "status": "SUCCEEDED", "seq": 3, "reason": None, "message": None,
         "attempts": None, "updated_at": None, "cost_usd": None, "queue_position": None,
+        "deadline_at": None,
     }  # fmt: skip
     other = Received(
         "/", webhooks.headers(webhooks.new_secret(), message_id, timestamp, body), body
@@ -96,6 +98,30 @@ def test_url_rules(url: str, insecure: bool, private: bool, error: str | None) -
     with pytest.raises(Invalid) as raised:
         webhooks.check_url(url, allow_insecure=insecure, allow_private=private)
     assert error in str(raised.value.detail)
+
+
+@pytest.mark.parametrize(
+    ("address", "public"),
+    [
+        ("93.184.215.14", True),
+        ("2606:2800:21f:cb07:6820:80da:af6b:8b2c", True),
+        ("64:ff9b::5db8:d70e", True),  # NAT64 of a public IPv4 address
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of the metadata server
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64: its IPv4 cannot be told
+        ("2002:a9fe:a9fe::1", False),  # 6to4 of the metadata server
+        ("2002:7f00:1::1", False),  # 6to4 of loopback
+        ("::a9fe:a9fe", False),  # IPv4-compatible form of the metadata server
+        ("::ffff:10.0.0.1", False),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", False),  # Teredo, client 10.0.0.1
+        ("::", False),
+        ("fe80::1", False),
+        ("fd00:ec2::254", False),
+    ],
+)
+def test_public_addresses_judge_the_ipv4_address_an_ipv6_one_carries(
+    address: str, public: bool
+) -> None:
+    assert webhooks.is_public(ipaddress.ip_address(address)) is public
 
 
 def test_retry_schedule_has_jitter_and_an_end() -> None:

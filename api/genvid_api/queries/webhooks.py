@@ -68,7 +68,7 @@ _CLAIM = sa.text(
         last_attempt_at = now(),
         next_attempt_at = now() + make_interval(secs => :lease)
     FROM due, webhook_endpoints AS e
-    WHERE d.id = due.id AND e.id = d.endpoint_id
+    WHERE d.id = due.id AND e.id = d.endpoint_id AND e.disabled_at IS NULL
     RETURNING d.id, d.endpoint_id, d.message_id, d.payload, d.attempts, e.url, e.secret
     """
 )
@@ -112,7 +112,7 @@ _FAIL_ENDPOINT = sa.text(
 
 _RELEASE = sa.text(
     f"""
-    UPDATE webhook_deliveries SET next_attempt_at = now()
+    UPDATE webhook_deliveries SET next_attempt_at = now(), attempts = attempts - 1
     WHERE id = ANY(CAST(:ids AS uuid[])) AND {PENDING_DELIVERY}
     """
 )
@@ -123,6 +123,16 @@ _PRUNE = sa.text(
     f"""
     DELETE FROM webhook_deliveries
     WHERE NOT {PENDING_DELIVERY} AND finished_at < now() - make_interval(days => :days)
+    """
+)
+
+# Messages an enqueue racing a 410 wrote for the endpoint it disabled: never claimed, failed here.
+_FAIL_DISABLED = sa.text(
+    f"""
+    UPDATE webhook_deliveries AS d
+    SET status = 'failed', finished_at = now(), last_error = 'endpoint disabled (410 Gone)'
+    FROM webhook_endpoints AS e
+    WHERE e.id = d.endpoint_id AND e.disabled_at IS NOT NULL AND d.{PENDING_DELIVERY}
     """
 )
 
@@ -140,7 +150,7 @@ async def create(
     count = await session.scalar(
         sa.select(sa.func.count())
         .select_from(WebhookEndpoint)
-        .where(col(WebhookEndpoint.user_id) == user_id)
+        .where(col(WebhookEndpoint.user_id) == user_id, col(WebhookEndpoint.disabled_at).is_(None))
     )
     if (count or 0) >= cap:
         await session.rollback()
@@ -315,7 +325,8 @@ async def gone(session: AsyncSession, delivery: Claimed, code: int) -> None:
 
 async def release(session: AsyncSession, delivery_ids: list[uuid.UUID]) -> None:
     """End the leases of deliveries this process will not finish (it is stopping): any
-    process may send them now."""
+    process may send them now, and the attempt they were in does not count (a rolling
+    deploy spends none of a message's attempts)."""
     await (await session.connection()).execute(_RELEASE, {"ids": delivery_ids})
     await session.commit()
 
@@ -327,8 +338,11 @@ async def pending_count(session: AsyncSession) -> int:
 
 
 async def prune(session: AsyncSession, days: int) -> None:
-    """Delete delivered and failed messages finished more than `days` ago."""
-    await (await session.connection()).execute(_PRUNE, {"days": days})
+    """Delete delivered and failed messages finished more than `days` ago, and fail what is
+    pending for a disabled endpoint."""
+    connection = await session.connection()
+    await connection.execute(_FAIL_DISABLED)
+    await connection.execute(_PRUNE, {"days": days})
     await session.commit()
 
 
