@@ -51,9 +51,13 @@ def deadline_text(moment: dt.datetime) -> str:
 
 
 def deadline_of(spec: VideoGenerationSpec) -> dt.datetime | None:
-    """`spec.deadline` as a time; None without one."""
+    """`spec.deadline` as a time; None without one. The CRD's date-time format also takes a
+    time without its zone (written by hand): that one is UTC, as Kubernetes' own times are."""
     text = spec.get("deadline")
-    return dt.datetime.fromisoformat(text) if text else None
+    if not text:
+        return None
+    deadline = dt.datetime.fromisoformat(text)
+    return deadline if deadline.tzinfo is not None else deadline.replace(tzinfo=dt.UTC)
 
 
 class Condition(TypedDict):

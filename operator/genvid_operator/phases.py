@@ -20,11 +20,11 @@ A generation not finished by its `spec.deadline` ends CANCELED with reason Deadl
 whatever phase it is in, as a cancel at that moment would (its Job deleted; settled as a
 cancel: `genvid_contracts.pricing`). A running worker is stopped at the deadline by Kubernetes
 (its Job's `activeDeadlineSeconds`, `jobspec.active_deadline_seconds`), and that Job's failure
-triggers the pass that records it; a generation waiting for capacity is ended by the next pass
-over it (at the latest the resync's, every `GENVID_RESYNC_SECONDS`). A Job that finished is
-judged by how it finished: the deadline ends only what was still unfinished, and a Job stopped
-by the operator's own runtime limit (not annotated `jobspec.STOPS_AT_DEADLINE_ANNOTATION`)
-fails DeadlineExceeded as always.
+triggers the pass that records it; a generation waiting for capacity is never admitted past its
+deadline, and the admission timer kicks the pass that ends it (`admission.Admissions.overdue`).
+A Job that finished is judged by how it finished: the deadline ends only what was still
+unfinished, and a Job stopped by the operator's own runtime limit (not annotated
+`jobspec.STOPS_AT_DEADLINE_ANNOTATION`) fails DeadlineExceeded as always.
 """
 
 from __future__ import annotations

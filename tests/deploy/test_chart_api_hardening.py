@@ -59,6 +59,8 @@ def test_the_deadline_bounds_reach_the_api() -> None:
     assert (chosen["GENVID_MIN_DEADLINE_SECONDS"], chosen["GENVID_MAX_DEADLINE_SECONDS"]) == (
         "30", "600",
     )  # fmt: skip
+    refused = template("--set=api.config.minDeadlineSeconds=601,api.config.maxDeadlineSeconds=600")
+    assert refused.returncode != 0 and "minDeadlineSeconds (601)" in refused.stderr
 
 
 def test_an_existing_secret_and_a_previous_key_for_rotation() -> None:

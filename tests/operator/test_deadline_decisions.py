@@ -109,6 +109,15 @@ def test_before_its_deadline_nothing_changes(
     assert (with_deadline.status["phase"], with_deadline.status["reason"]) == expected
 
 
+def test_a_deadline_written_without_its_zone_is_utc() -> None:
+    naive = DEADLINE.removesuffix("Z")
+    before = decide(generation(deadline=naive), None, [], LIMITS, NOW - dt.timedelta(seconds=1))
+    assert before.status is not None and before.status["phase"] == "QUEUED"
+    past = decide(generation(deadline=naive), None, [], LIMITS, NOW)
+    assert past.status is not None
+    assert (past.status["phase"], past.status["reason"]) == ("CANCELED", "DeadlineExceeded")
+
+
 def test_a_users_cancel_is_a_cancel_even_past_the_deadline() -> None:
     vg = generation(RUNNING, cancel=True)
     status = decide(vg, ACTIVE_JOB, [RUNNING_POD], LIMITS, NOW).status

@@ -74,7 +74,7 @@ async def insert(
     ).one()
     await session.commit()
     if any(getattr(existing, name) != value for name, value in request.columns().items()) or (
-        deadline_of(existing.created_at, request.deadline_seconds) != existing.deadline_at
+        stored_deadline(existing.created_at, request.deadline_seconds) != existing.deadline_at
     ):
         raise Invalid("Idempotency-Key was already used with a different request")
     return existing
@@ -90,7 +90,7 @@ def _deadline(seconds: int | None) -> Any:
     )
 
 
-def deadline_of(created_at: datetime, seconds: int | None) -> datetime | None:
+def stored_deadline(created_at: datetime, seconds: int | None) -> datetime | None:
     """What `_deadline` stored for a row created at `created_at`: a replay's request asks for
     the same deadline only if this is its row's."""
     if seconds is None:
