@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator
 
@@ -49,6 +48,7 @@ from genvid_api.routes import (
 )
 from genvid_api.signing import create_signer
 from genvid_api.stream_slots import SlotKeeper
+from genvid_contracts import collector
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 _stop, asyncio.create_task(intake, name="genvid-webhook-intake")
             )
         log.info("genvid api ready (namespace %s)", settings.namespace)
-        _tune_garbage_collector(settings)
+        # Everything loaded by now lives as long as the process (genvid_contracts.collector).
+        collector.tune(settings.gc_young_threshold)
         yield
 
 
@@ -139,24 +140,6 @@ async def _stop(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-
-
-def _tune_garbage_collector(settings: Settings) -> None:
-    """Keep the collector's pauses short, as long-running Python servers do.
-
-    Everything loaded by now (modules, settings, pools, the app) lives as long as the process:
-    `gc.freeze()` moves it out of every future collection, whose 100-160 ms pauses otherwise
-    set the p99. A young collection every `GENVID_GC_YOUNG_THRESHOLD` allocations instead of
-    700 lets a request's short-lived objects die before one runs: fewer of them are promoted
-    into the old generation, and each full collection, which walks every open event stream's
-    objects (a second at 10,000 streams on a loaded machine), comes that much less often
-    (measured by `bench.sse`).
-    """
-    gc.collect()
-    gc.freeze()
-    if settings.gc_young_threshold:
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(settings.gc_young_threshold, middle, old)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -22,13 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
 import kopf
 
+from genvid_contracts import collector
 from genvid_contracts.resource import GROUP, PLURAL, VERSION, VideoGeneration
 from genvid_operator import metrics, resync, retention
 from genvid_operator.admission import Admissions
@@ -145,23 +145,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     )
     if admissions is not None:
         memo.admission_loop = asyncio.create_task(admission_loop(memo.ctx), name="admission")
-    _tune_garbage_collector(config)
-
-
-def _tune_garbage_collector(config: Settings) -> None:
-    """The collector cost the operator a third of its CPU while it dispatched a backlog: every
-    watch event, body and request allocates containers, so with Python's thresholds a young
-    collection ran every 700 of them and promoted what was alive then, and the full collections
-    that followed walked kopf's memory of every object (2,000 generations: 1,300 young and 11
-    full collections, 5 s of 13). What is loaded by now (modules, clients, settings) lives as
-    long as the process: `gc.freeze()` keeps it out of every collection. A young collection
-    every `gc_young_threshold` allocations lets an event's short-lived objects die first, and
-    full collections come that much less often. The api does the same (`genvid_api.main`)."""
-    gc.collect()
-    gc.freeze()
-    if config.gc_young_threshold:
-        _, middle, old = gc.get_threshold()
-        gc.set_threshold(config.gc_young_threshold, middle, old)
+    collector.tune(config.gc_young_threshold)  # what is loaded by now lives as long as we do
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
