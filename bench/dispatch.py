@@ -106,6 +106,8 @@ class CpuMeter:
         before = component_cpu(self._operators, self._api)
         yield jobs
         after = component_cpu(self._operators, self._api)
+        if jobs.count <= 0:
+            raise RuntimeError(f"no Job was made in the {name} window: nothing to divide by")
         self.windows[name] = {
             key: (after[key] - before[key]) / jobs.count * 1000 for key in COMPONENTS
         }
