@@ -211,6 +211,12 @@ class Settings(DatabaseSettings, NatsSettings):
     webhook_retention_days: int = Field(
         default=7, ge=1, description="Delivered and failed messages are kept this long."
     )
+    webhook_secret_grace_seconds: int = Field(
+        default=86_400,
+        ge=0,
+        description="After a secret's rotation the previous one signs deliveries too for this "
+        "long, so receivers can take the new one without refusing a delivery.",
+    )
 
     # Server-sent events
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)

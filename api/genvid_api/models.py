@@ -331,8 +331,11 @@ PENDING_DELIVERY = "status = 'pending'"
 
 class WebhookEndpoint(SQLModel, table=True):
     """A user's HTTPS endpoint told of their generations' transitions (genvid_api.webhooks).
-    The secret signs every delivery; it is shown once, when the endpoint is created. A 410
-    Gone answer disables the endpoint (`disabled_at`); deleting it deletes its deliveries."""
+    The secret signs every delivery; it is shown once, when the endpoint is created or its
+    secret rotated. After a rotation the previous secret signs too until
+    `previous_secret_expires_at` (migration 0008_webhook_secret_rotation), so a receiver has
+    time to take the new one. A 410 Gone answer disables the endpoint (`disabled_at`);
+    deleting it deletes its deliveries."""
 
     __tablename__ = "webhook_endpoints"
     __table_args__ = (sa.Index("ix_webhook_endpoints_user_created", "user_id", "created_at"),)
@@ -342,6 +345,9 @@ class WebhookEndpoint(SQLModel, table=True):
     url: str = Field(sa_type=sa.Text)
     description: str = Field(default="", sa_type=sa.Text, sa_column_kwargs={"server_default": ""})
     secret: str = Field(sa_type=sa.Text)
+    previous_secret: str | None = Field(default=None, sa_type=sa.Text)
+    previous_secret_expires_at: datetime | None = _timestamp(nullable=True, server_default=False)
+    secret_rotated_at: datetime | None = _timestamp(nullable=True, server_default=False)
     created_at: datetime = _timestamp()
     disabled_at: datetime | None = _timestamp(nullable=True, server_default=False)
 
@@ -781,10 +787,18 @@ class WebhookPublic(BaseModel):
     disabled_at: datetime | None = pydantic.Field(
         default=None, description="Set when a delivery was answered 410 Gone: nothing is sent."
     )
+    secret_rotated_at: datetime | None = pydantic.Field(
+        default=None, description="When the secret was last rotated (never: null)."
+    )
+    previous_secret_expires_at: datetime | None = pydantic.Field(
+        default=None,
+        description="Until then the secret before the last rotation signs deliveries too.",
+    )
 
 
 class WebhookCreated(WebhookPublic):
-    """POST /webhooks' answer: the one time the signing secret is shown."""
+    """The answer of POST /webhooks and of a rotation: the one time the signing secret is
+    shown."""
 
     secret: str = pydantic.Field(
         description="`whsec_` and the base64 key of the signatures (Standard Webhooks)."

@@ -230,7 +230,13 @@ class Deliverer:
     async def _send(self, delivery: Claimed) -> tuple[int | None, str | None]:
         """The receiver's status code, or None and what went wrong."""
         body = delivery.payload.encode()
-        headers = webhooks.headers(delivery.secret, delivery.message_id, int(time.time()), body)
+        headers = webhooks.headers(
+            delivery.secret,
+            delivery.message_id,
+            int(time.time()),
+            body,
+            previous_secret=delivery.previous_secret,
+        )
         started = time.perf_counter()
         try:
             async with (

@@ -5,7 +5,9 @@ Signatures follow the Standard Webhooks specification (the scheme Svix and other
 receiver verifies them with any of its libraries: `webhook-id` (the message id, the same on
 every attempt: receivers deduplicate on it), `webhook-timestamp` (Unix seconds of the attempt)
 and `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`, keyed by the
-bytes the secret's base64 encodes.
+bytes the secret's base64 encodes. For a grace period after a rotation the header carries a
+signature by the new secret and one by the previous, separated by a space (the specification
+allows several): a receiver accepts the message if any of them is its secret's.
 
 The address rules exist because the api makes requests to URLs its users choose: without them
 a user could have it call the cluster's own services or the cloud's metadata server. They are
@@ -57,19 +59,28 @@ def new_secret() -> str:
 
 
 def sign(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """The `webhook-signature` header of one attempt."""
+    """One secret's signature of one attempt (`v1,<base64>`)."""
     key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
     signed = f"{message_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
-def headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def headers(
+    secret: str,
+    message_id: str,
+    timestamp: int,
+    body: bytes,
+    previous_secret: str | None = None,
+) -> dict[str, str]:
+    """An attempt's headers, signed by `secret` and, during a rotation's grace period, by
+    `previous_secret` too."""
+    keys = (secret,) if previous_secret is None else (secret, previous_secret)
     return {
         "content-type": "application/json",
         "webhook-id": message_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secret, message_id, timestamp, body),
+        "webhook-signature": " ".join(sign(key, message_id, timestamp, body) for key in keys),
     }
 
 

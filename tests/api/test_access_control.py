@@ -124,6 +124,7 @@ MATRIX: dict[str, Case] = {
     ),
     "GET /webhooks": ok(200, why="the caller's own list"),
     "DELETE /webhooks/{webhook_id}": ok(404),
+    "POST /webhooks/{webhook_id}/rotate-secret": ok(404),
     "GET /webhooks/{webhook_id}/deliveries": ok(404),
     # Feeds
     "GET /feed": ok(200),
@@ -212,7 +213,8 @@ async def everything(db: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
         "comments": "SELECT * FROM comments",
         "follows": "SELECT * FROM follows",
         "refresh_tokens": "SELECT jti, revoked_at FROM refresh_tokens",
-        "webhooks": "SELECT id, user_id, url, secret, disabled_at FROM webhook_endpoints",
+        "webhooks": "SELECT id, user_id, url, secret, previous_secret, disabled_at "
+        "FROM webhook_endpoints",
     }
     return {
         name: sorted(tuple(row) for row in await db.fetch(sql)) for name, sql in queries.items()
@@ -232,7 +234,8 @@ async def victims(db: asyncpg.Pool, user_id: str) -> dict[str, list[tuple[Any, .
         "comments": "SELECT * FROM comments WHERE author_id = $1",
         "follows": "SELECT * FROM follows WHERE follower_id = $1",
         "refresh_tokens": "SELECT jti, revoked_at FROM refresh_tokens WHERE user_id = $1",
-        "webhooks": "SELECT id, url, secret, disabled_at FROM webhook_endpoints WHERE user_id = $1",
+        "webhooks": "SELECT id, url, secret, previous_secret, disabled_at FROM webhook_endpoints "
+        "WHERE user_id = $1",
     }
     return {
         name: sorted(tuple(row) for row in await db.fetch(sql, uid))

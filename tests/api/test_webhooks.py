@@ -27,6 +27,7 @@ from nats.js import JetStreamContext
 
 from genvid_api import webhooks
 from genvid_api.errors import Invalid
+from genvid_api.queries import webhooks as queries
 from genvid_api.webhook_delivery import BlockedAddress, _transport
 from genvid_contracts.events import STREAM_NAME
 from support.api import Account, ApiClient, api_http_client
@@ -68,6 +69,24 @@ def test_signatures_are_what_standard_webhooks_verifies() -> None:
     )
     with pytest.raises(Exception, match="signature"):
         other.verified(secret)
+
+
+def test_a_rotations_grace_period_signs_with_both_secrets() -> None:
+    new, old, other = webhooks.new_secret(), webhooks.new_secret(), webhooks.new_secret()
+    message_id, _, body = webhooks.message(
+        {"id": "g1", "status": "QUEUED", "seq": 1}, datetime(2026, 12, 1, tzinfo=UTC)
+    )
+    timestamp = int(datetime.now(UTC).timestamp())
+    both = Received("/", webhooks.headers(new, message_id, timestamp, body, old), body)
+    assert both.headers["webhook-signature"].startswith("v1,")
+    assert len(both.headers["webhook-signature"].split(" ")) == 2
+    assert both.verified(new) == both.verified(old)
+    with pytest.raises(Exception, match="signature"):
+        both.verified(other)
+    alone = Received("/", webhooks.headers(new, message_id, timestamp, body), body)
+    assert len(alone.headers["webhook-signature"].split(" ")) == 1
+    with pytest.raises(Exception, match="signature"):
+        alone.verified(old)
 
 
 @pytest.mark.parametrize(
@@ -200,6 +219,45 @@ async def test_endpoints_are_their_owners_and_their_secret_is_shown_once(
     deleted = await api.http.delete(f"/webhooks/{endpoint['id']}", headers=owner.auth)
     assert deleted.status_code == 204
     assert (await api.http.get("/webhooks", headers=owner.auth)).json()["items"] == []
+
+
+async def test_a_rotated_secret_is_shown_once_and_only_to_the_owner(
+    api: ApiClient, db: asyncpg.Pool
+) -> None:
+    owner, other = await api.register("hook"), await api.register("hook")
+    created = await api.http.post(
+        "/webhooks", json={"url": "https://hooks.example.com/r"}, headers=owner.auth
+    )
+    endpoint = created.json()
+    assert endpoint["secret_rotated_at"] is None and endpoint["previous_secret_expires_at"] is None
+    path = f"/webhooks/{endpoint['id']}/rotate-secret"
+    for somebody, where in ((other, path), (owner, f"/webhooks/{uuid.uuid4()}/rotate-secret")):
+        refused = await api.http.post(where, headers=somebody.auth)
+        assert refused.status_code == 404, refused.text
+    row = "SELECT secret, previous_secret FROM webhook_endpoints WHERE id = $1"
+    assert tuple(await db.fetchrow(row, uuid.UUID(endpoint["id"]))) == (endpoint["secret"], None)
+
+    rotated = await api.http.post(path, headers=owner.auth)
+    assert rotated.status_code == 200, rotated.text
+    answer = rotated.json()
+    assert answer["id"] == endpoint["id"] and answer["url"] == endpoint["url"]
+    assert answer["secret"].startswith("whsec_") and answer["secret"] != endpoint["secret"]
+    rotated_at = datetime.fromisoformat(answer["secret_rotated_at"])
+    expires_at = datetime.fromisoformat(answer["previous_secret_expires_at"])
+    assert (expires_at - rotated_at).total_seconds() == 86_400  # the default grace period
+    assert tuple(await db.fetchrow(row, uuid.UUID(endpoint["id"]))) == (
+        answer["secret"],
+        endpoint["secret"],
+    )
+
+    listed = await api.http.get("/webhooks", headers=owner.auth)
+    [item] = listed.json()["items"]
+    assert item["secret_rotated_at"] == answer["secret_rotated_at"]
+    assert item["previous_secret_expires_at"] == answer["previous_secret_expires_at"]
+    assert "secret" not in item and "previous_secret" not in item
+    for secret in (endpoint["secret"], answer["secret"]):
+        assert secret not in listed.text
+        assert secret.removeprefix("whsec_") not in listed.text
 
 
 async def test_endpoints_per_user_are_capped(api: ApiClient) -> None:
@@ -449,6 +507,83 @@ async def test_a_deleted_endpoint_gets_nothing_more(
     # At most the attempt that was in flight when it was deleted, and no later message.
     assert len(receiver.at("/dropped")) <= attempted + 1
     assert {request.message_id for request in receiver.at("/dropped")} == {f"{generation}:1"}
+
+
+async def _delivered_at(
+    client: ApiClient,
+    account: Account,
+    endpoint: dict[str, Any],
+    receiver: WebhookReceiver,
+    path: str,
+    seq: int,
+) -> Received:
+    """The one request of the endpoint's `seq`th message, once its delivery is recorded."""
+    await eventually(
+        lambda: _settled_items(client, account, endpoint, seq), what=f"message {seq} delivered"
+    )
+    [request] = [r for r in receiver.at(path) if r.message_id.endswith(f":{seq}")]
+    return request
+
+
+def _signatures(request: Received) -> int:
+    return len(request.headers["webhook-signature"].split(" "))
+
+
+async def test_after_a_rotation_both_secrets_sign_until_the_grace_period_ends(
+    api: ApiClient,
+    client: ApiClient,
+    receiver: WebhookReceiver,
+    js: JetStreamContext,
+    db: asyncpg.Pool,
+) -> None:
+    account = await client.register("hook")
+    endpoint = await _endpoint(client, account, f"{receiver.url}/rotated")
+    generation = await insert_job(db, account.user_id)
+
+    async def rotate() -> str:
+        answer = await client.http.post(
+            f"/webhooks/{endpoint['id']}/rotate-secret", headers=account.auth
+        )
+        assert answer.status_code == 200, answer.text
+        secret: str = answer.json()["secret"]
+        return secret
+
+    async def deliver(seq: int, status: str) -> Received:
+        await publish_transition(js, account.user_id, generation, status, seq)
+        return await _delivered_at(client, account, endpoint, receiver, "/rotated", seq)
+
+    first = endpoint["secret"]
+    second = await rotate()
+    request = await deliver(1, "QUEUED")
+    assert _signatures(request) == 2
+    assert request.verified(second) == request.verified(first)
+
+    # A second rotation in the grace period: the oldest secret signs no more.
+    third = await rotate()
+    request = await deliver(2, "RUNNING")
+    assert _signatures(request) == 2
+    assert request.verified(third) == request.verified(second)
+    with pytest.raises(Exception, match="signature"):
+        request.verified(first)
+
+    # The grace period over (the row moved back in time): the new secret alone signs.
+    await db.execute(
+        "UPDATE webhook_endpoints SET previous_secret_expires_at = now() - interval '1 second' "
+        "WHERE id = $1",
+        uuid.UUID(endpoint["id"]),
+    )
+    request = await deliver(3, "SUCCEEDED")
+    assert _signatures(request) == 1
+    request.verified(third)
+    for old in (first, second):
+        with pytest.raises(Exception, match="signature"):
+            request.verified(old)
+    # The delivery loop's clean-up then erases the secret that signs nothing more.
+    kept = "SELECT previous_secret FROM webhook_endpoints WHERE id = $1"
+    assert await db.fetchval(kept, uuid.UUID(endpoint["id"])) == second
+    async with api.app.state.ctx.sessions() as session:
+        await queries.prune(session, days=7)
+    assert await db.fetchval(kept, uuid.UUID(endpoint["id"])) is None
 
 
 async def test_a_restarted_deployment_delivers_what_was_pending_and_published_meanwhile(

@@ -10,12 +10,17 @@ due rows (`claim`: FOR UPDATE SKIP LOCKED, so each row goes to one of them) by l
 record each attempt's outcome. A leased row whose process died is due again when its lease ends:
 delivery is at least once. A message waits while an earlier one of the same generation is
 still pending for the endpoint, so an endpoint sees a generation's transitions in order.
+
+A rotation keeps the secret it replaces as the previous one, which signs too until its grace
+period ends (`claim` returns it only until then): two secrets at most, and a second rotation
+drops the oldest.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -69,7 +74,8 @@ _CLAIM = sa.text(
         next_attempt_at = now() + make_interval(secs => :lease)
     FROM due, webhook_endpoints AS e
     WHERE d.id = due.id AND e.id = d.endpoint_id AND e.disabled_at IS NULL
-    RETURNING d.id, d.endpoint_id, d.message_id, d.payload, d.attempts, e.url, e.secret
+    RETURNING d.id, d.endpoint_id, d.message_id, d.payload, d.attempts, e.url, e.secret,
+        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
     """
 )
 
@@ -123,6 +129,14 @@ _PRUNE = sa.text(
     f"""
     DELETE FROM webhook_deliveries
     WHERE NOT {PENDING_DELIVERY} AND finished_at < now() - make_interval(days => :days)
+    """
+)
+
+# Previous secrets whose grace period is over: they sign nothing more, so they are not kept.
+_FORGET_PREVIOUS = sa.text(
+    """
+    UPDATE webhook_endpoints SET previous_secret = NULL
+    WHERE previous_secret IS NOT NULL AND previous_secret_expires_at <= now()
     """
 )
 
@@ -183,6 +197,30 @@ async def get_owned(
     endpoint = await session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or endpoint.user_id != user_id:
         raise NotFound("Webhook endpoint")
+    return endpoint
+
+
+async def rotate(
+    session: AsyncSession, user_id: uuid.UUID, endpoint_id: uuid.UUID, secret: str, grace: int
+) -> WebhookEndpoint:
+    """Make `secret` the endpoint's, the current one its previous (signing `grace` seconds
+    more; none if 0), and commit; NotFound if not the user's."""
+    now = sa.func.now()
+    rotated = await session.exec(
+        sa.update(WebhookEndpoint)
+        .where(col(WebhookEndpoint.id) == endpoint_id, col(WebhookEndpoint.user_id) == user_id)
+        .values(
+            secret=secret,
+            previous_secret=col(WebhookEndpoint.secret) if grace > 0 else None,
+            previous_secret_expires_at=now + timedelta(seconds=grace) if grace > 0 else None,
+            secret_rotated_at=now,
+        )
+        .returning(WebhookEndpoint)
+    )
+    endpoint: WebhookEndpoint | None = rotated.scalars().first()
+    if endpoint is None:
+        raise NotFound("Webhook endpoint")
+    await session.commit()
     return endpoint
 
 
@@ -274,6 +312,7 @@ class Claimed:
     attempts: int
     url: str
     secret: str
+    previous_secret: str | None  # during a rotation's grace period: it signs too
 
     def __repr__(self) -> str:  # never the secret, whatever logs the object
         return f"Claimed(id={self.id}, endpoint_id={self.endpoint_id}, attempt={self.attempts})"
@@ -338,10 +377,11 @@ async def pending_count(session: AsyncSession) -> int:
 
 
 async def prune(session: AsyncSession, days: int) -> None:
-    """Delete delivered and failed messages finished more than `days` ago, and fail what is
-    pending for a disabled endpoint."""
+    """Delete delivered and failed messages finished more than `days` ago, fail what is
+    pending for a disabled endpoint, and forget previous secrets past their grace period."""
     connection = await session.connection()
     await connection.execute(_FAIL_DISABLED)
+    await connection.execute(_FORGET_PREVIOUS)
     await connection.execute(_PRUNE, {"days": days})
     await session.commit()
 

@@ -1,7 +1,8 @@
-"""Webhook endpoints: register, list and delete them, and read their recent deliveries.
+"""Webhook endpoints: register, list and delete them, rotate their secrets, and read their
+recent deliveries.
 
-The signing secret is in POST's answer only; GET never shows it. Another user's endpoint is
-404, as if it did not exist.
+The signing secret is in the answers of its creation and of its rotation only; GET never shows
+it. Another user's endpoint is 404, as if it did not exist.
 """
 
 from __future__ import annotations
@@ -76,6 +77,20 @@ async def delete_webhook(webhook_id: uuid.UUID, user: CurrentUser, session: Sess
     """Delete an endpoint: its pending deliveries are dropped, nothing more is sent to it."""
     await queries.delete(session, user.id, webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/webhooks/{webhook_id}/rotate-secret", responses=responses(_NOT_FOUND))
+async def rotate_webhook_secret(
+    webhook_id: uuid.UUID, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> WebhookCreated:
+    """Give the endpoint a new secret, shown in this answer only. For
+    `GENVID_WEBHOOK_SECRET_GRACE_SECONDS` the previous one signs every delivery too (two
+    signatures in `webhook-signature`), so the receiver can be updated without refusing one;
+    rotating again meanwhile drops the oldest."""
+    endpoint = await queries.rotate(
+        session, user.id, webhook_id, webhooks.new_secret(), settings.webhook_secret_grace_seconds
+    )
+    return WebhookCreated.model_validate(endpoint, from_attributes=True)
 
 
 @router.get("/webhooks/{webhook_id}/deliveries", responses=responses(_NOT_FOUND))
