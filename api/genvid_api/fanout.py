@@ -52,6 +52,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, Header
 from genvid_api.nats_stream import NatsUnavailable, decode, require_connected
 from genvid_api.sse_response import server_exit
 from genvid_contracts.events import STREAM_NAME, SUBJECT_PREFIX
+from genvid_contracts.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -248,11 +249,7 @@ class Hub:
                 listener.end(reason)
 
     async def close(self) -> None:
-        for task in (self._task, self._shutdown_task, self._beat_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        await stop(self._task, self._shutdown_task, self._beat_task)
         self._end_all("shutdown")
         await self._unsubscribe()
         if self._advisories is not None:

@@ -49,6 +49,7 @@ from genvid_api.routes import (
 from genvid_api.signing import create_signer
 from genvid_api.stream_slots import SlotKeeper
 from genvid_contracts import collector
+from genvid_contracts.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stack.enter_context(metrics.serving(settings, engine))
         if settings.outbox_enabled:
             stack.push_async_callback(
-                _stop, asyncio.create_task(outbox.run(ctx), name="genvid-outbox")
+                stop, asyncio.create_task(outbox.run(ctx), name="genvid-outbox")
             )
         if settings.webhooks_enabled:
             # The stream's transitions into the webhooks' outbox, and its delivery loop.
@@ -128,18 +129,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             stack.push_async_callback(deliverer.close)
             intake = webhook_intake.run(ctx, on_taken=deliverer.wake)
             stack.push_async_callback(
-                _stop, asyncio.create_task(intake, name="genvid-webhook-intake")
+                stop, asyncio.create_task(intake, name="genvid-webhook-intake")
             )
         log.info("genvid api ready (namespace %s)", settings.namespace)
         # Everything loaded by now lives as long as the process (genvid_contracts.collector).
         collector.tune(settings.gc_young_threshold)
         yield
-
-
-async def _stop(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

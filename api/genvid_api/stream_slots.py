@@ -11,7 +11,6 @@ checks its access token's expiry, which needs no query.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import anyio
 from genvid_api.db import SessionFactory
 from genvid_api.queries import sse_streams
 from genvid_api.security import TokenClaims
+from genvid_contracts.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,7 @@ class SlotKeeper:
         self._task = asyncio.create_task(self._run(), name="genvid-sse-slots")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop(self._task)
 
     async def take(self, claims: TokenClaims) -> Slot | None:
         """A slot for a new stream of the claims' user; None if they hold the cap already."""

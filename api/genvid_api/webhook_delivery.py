@@ -38,6 +38,7 @@ from genvid_api.errors import UNAVAILABLE_ERRORS
 from genvid_api.metrics import WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_DURATION, WEBHOOK_PENDING
 from genvid_api.queries import webhooks as queries
 from genvid_api.queries.webhooks import Claimed
+from genvid_contracts.tasks import stop
 
 log = logging.getLogger(__name__)
 
@@ -158,12 +159,7 @@ class Deliverer:
     async def close(self) -> None:
         """Stop, and hand the messages still in flight back for any process to send."""
         leased = list(self._in_flight)
-        tasks = [task for task in (self._task, *self._in_flight.values()) if task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop(self._task, *self._in_flight.values())
         if leased:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(3), self._ctx.sessions() as session:

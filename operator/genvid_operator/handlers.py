@@ -30,6 +30,7 @@ import kopf
 
 from genvid_contracts import collector
 from genvid_contracts.resource import GROUP, PLURAL, VERSION, VideoGeneration
+from genvid_contracts.tasks import stop
 from genvid_operator import metrics, resync, retention
 from genvid_operator.admission import Admissions
 from genvid_operator.cluster import Cluster, Json, api_client
@@ -39,7 +40,6 @@ from genvid_operator.mirror import GenerationMirror
 from genvid_operator.publish import EventPublisher, NatsUnavailable
 from genvid_operator.reconcile import Context, reconcile
 from genvid_operator.results import StoredResults
-from genvid_operator.tasks import stop
 
 log = logging.getLogger(__name__)
 

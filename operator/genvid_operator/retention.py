@@ -32,11 +32,11 @@ import kopf
 
 from genvid_contracts.resource import GROUP, PLURAL, VERSION, VideoGenerationStatus
 from genvid_contracts.status import TERMINAL_STATUSES
+from genvid_contracts.tasks import stop
 from genvid_operator import metrics
 from genvid_operator.cluster import Cluster
 from genvid_operator.config import Settings
 from genvid_operator.reconcile import unsynced
-from genvid_operator.tasks import stop
 
 log = logging.getLogger(__name__)
 

@@ -11,12 +11,12 @@ import kopf
 import pytest
 
 from genvid_contracts.resource import VideoGeneration
+from genvid_contracts.tasks import stop
 from genvid_operator import handlers
 from genvid_operator.cluster import Cluster
 from genvid_operator.config import Settings
 from genvid_operator.reconcile import Context
 from genvid_operator.resync import Unsettled, sweep, unsettled
-from genvid_operator.tasks import stop
 from support.operator import operator_context
 
 NAME = "6f1c2a4e-0000-4000-8000-000000000002"
